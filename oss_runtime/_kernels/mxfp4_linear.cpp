@@ -1,0 +1,340 @@
+// Fused MXFP4 dequantize + multiply for a few tokens (decode): y = x @ dequant(blocks, scales).T + b
+//
+// blocks [R, G, 16] uint8 (two e2m1 codes per byte, low nibble = even element), scales [R, G]
+// uint8 (e8m0, bias 127), x [T, K = 32 G] float32, bias [R] float32 or empty -> y [T, R] float32.
+// Every weight is rebuilt exactly (e2m1 value times a power of two); only the summation order
+// differs from dequantize-then-matmul. Rows are split over threads with at::parallel_for; the
+// inner loop uses AVX-512 or AVX2 when the CPU has them (checked at run time), else plain C++.
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define OSS_X86 1
+#endif
+
+namespace {
+
+const float kE2M1[16] = {0.f, .5f, 1.f, 1.5f, 2.f, 3.f, 4.f, 6.f,
+                         -0.f, -.5f, -1.f, -1.5f, -2.f, -3.f, -4.f, -6.f};
+
+struct Args {
+  const float* xe;  // [T, K/2] even elements of x
+  const float* xo;  // [T, K/2] odd elements of x
+  const uint8_t* blocks;
+  const uint8_t* scales;
+  const float* bias;
+  float* y;
+  int64_t T, G, R;
+};
+
+struct ScaleTable {
+  float v[256];
+  ScaleTable() {
+    for (int s = 0; s < 256; ++s) v[s] = std::ldexp(1.0f, s - 127);  // 255 -> inf, special-cased
+  }
+};
+const ScaleTable kScale;
+
+inline float scale_of(uint8_t s) { return kScale.v[s]; }
+
+// One 32-value block rebuilt exactly into lo[16] (even elements) and hi[16] (odd elements).
+inline void decode_block(const uint8_t* b, uint8_t s, float* lo, float* hi) {
+  if (s == 255) {  // 2^128 overflows float: scale each value in two steps, as ldexp does
+    for (int j = 0; j < 16; ++j) {
+      lo[j] = std::ldexp(kE2M1[b[j] & 15], 128);
+      hi[j] = std::ldexp(kE2M1[b[j] >> 4], 128);
+    }
+    return;
+  }
+  const float f = scale_of(s);
+  for (int j = 0; j < 16; ++j) {
+    lo[j] = kE2M1[b[j] & 15] * f;
+    hi[j] = kE2M1[b[j] >> 4] * f;
+  }
+}
+
+void rows_scalar(const Args& a, int64_t r0, int64_t r1) {
+  const int64_t K2 = a.G * 16;
+  float lo[16], hi[16];
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int64_t t = 0; t < a.T; ++t) {
+      const float* xe = a.xe + t * K2;
+      const float* xo = a.xo + t * K2;
+      float acc = 0.f;
+      for (int64_t g = 0; g < a.G; ++g) {
+        decode_block(a.blocks + (r * a.G + g) * 16, a.scales[r * a.G + g], lo, hi);
+        for (int j = 0; j < 16; ++j) acc += lo[j] * xe[g * 16 + j] + hi[j] * xo[g * 16 + j];
+      }
+      a.y[t * a.R + r] = acc + (a.bias ? a.bias[r] : 0.f);
+    }
+  }
+}
+
+#ifdef OSS_X86
+// One token, four rows at a time: independent accumulator chains keep the FMA units busy.
+__attribute__((target("avx512f"))) int64_t rows_avx512_t1(const Args& a, int64_t r0, int64_t r1) {
+  constexpr int RB = 4;
+  const __m512 table = _mm512_loadu_ps(kE2M1);
+  const __m512i low4 = _mm512_set1_epi32(15);
+  int64_t r = r0;
+  for (; r + RB <= r1; r += RB) {
+    __m512 acc0[RB], acc1[RB];
+    for (int k = 0; k < RB; ++k) acc0[k] = acc1[k] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < a.G; ++g) {
+      const __m512 xe = _mm512_loadu_ps(a.xe + g * 16);
+      const __m512 xo = _mm512_loadu_ps(a.xo + g * 16);
+      for (int k = 0; k < RB; ++k) {
+        const int64_t i = (r + k) * a.G + g;
+        __m512 lo, hi;
+        if (a.scales[i] == 255) {
+          alignas(64) float l[16], h[16];
+          decode_block(a.blocks + i * 16, a.scales[i], l, h);
+          lo = _mm512_load_ps(l);
+          hi = _mm512_load_ps(h);
+        } else {
+          const __m512i codes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(a.blocks + i * 16)));
+          const __m512 f = _mm512_set1_ps(scale_of(a.scales[i]));
+          lo = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_and_si512(codes, low4), table), f);
+          hi = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(codes, 4), table), f);
+        }
+        acc0[k] = _mm512_fmadd_ps(lo, xe, acc0[k]);
+        acc1[k] = _mm512_fmadd_ps(hi, xo, acc1[k]);
+      }
+    }
+    for (int k = 0; k < RB; ++k) {
+      a.y[r + k] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[k], acc1[k])) + (a.bias ? a.bias[r + k] : 0.f);
+    }
+  }
+  return r;  // rows left over are done by the general loop
+}
+
+__attribute__((target("avx512f"))) void rows_avx512(const Args& a, int64_t r0, int64_t r1) {
+  constexpr int TB = 8;  // tokens per pass: each block is decoded once per pass
+  const int64_t K2 = a.G * 16;
+  const __m512 table = _mm512_loadu_ps(kE2M1);
+  const __m512i low4 = _mm512_set1_epi32(15);
+  if (a.T == 1) r0 = rows_avx512_t1(a, r0, r1);
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* rb = a.blocks + r * a.G * 16;
+    const uint8_t* rs = a.scales + r * a.G;
+    for (int64_t t0 = 0; t0 < a.T; t0 += TB) {
+      const int nt = int(std::min<int64_t>(TB, a.T - t0));
+      __m512 acc0[TB], acc1[TB];
+      for (int t = 0; t < TB; ++t) acc0[t] = acc1[t] = _mm512_setzero_ps();
+      for (int64_t g = 0; g < a.G; ++g) {
+        __m512 lo, hi;
+        if (rs[g] == 255) {
+          alignas(64) float l[16], h[16];
+          decode_block(rb + g * 16, rs[g], l, h);
+          lo = _mm512_load_ps(l);
+          hi = _mm512_load_ps(h);
+        } else {
+          const __m512i codes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(rb + g * 16)));
+          const __m512 f = _mm512_set1_ps(scale_of(rs[g]));
+          lo = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_and_si512(codes, low4), table), f);
+          hi = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(codes, 4), table), f);
+        }
+        for (int t = 0; t < nt; ++t) {
+          const int64_t off = (t0 + t) * K2 + g * 16;
+          acc0[t] = _mm512_fmadd_ps(lo, _mm512_loadu_ps(a.xe + off), acc0[t]);
+          acc1[t] = _mm512_fmadd_ps(hi, _mm512_loadu_ps(a.xo + off), acc1[t]);
+        }
+      }
+      for (int t = 0; t < nt; ++t) {
+        const float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0[t], acc1[t]));
+        a.y[(t0 + t) * a.R + r] = s + (a.bias ? a.bias[r] : 0.f);
+      }
+    }
+  }
+}
+
+__attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma"))) inline __m256 value8(__m256 table, __m256i bit3, __m256i code) {
+  const __m256 mag = _mm256_permutevar8x32_ps(table, code);  // uses the low 3 bits
+  const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(code, bit3), 28);
+  return _mm256_or_ps(mag, _mm256_castsi256_ps(sign));
+}
+
+__attribute__((target("avx2,fma"))) void rows_avx2(const Args& a, int64_t r0, int64_t r1) {
+  constexpr int TB = 4;
+  const int64_t K2 = a.G * 16;
+  const __m256 table = _mm256_loadu_ps(kE2M1);  // magnitudes; the sign is bit 3 of the code
+  const __m256i low4 = _mm256_set1_epi32(15), bit3 = _mm256_set1_epi32(8);
+#define value(code) value8(table, bit3, code)
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* rb = a.blocks + r * a.G * 16;
+    const uint8_t* rs = a.scales + r * a.G;
+    for (int64_t t0 = 0; t0 < a.T; t0 += TB) {
+      const int nt = int(std::min<int64_t>(TB, a.T - t0));
+      __m256 acc0[TB], acc1[TB];
+      for (int t = 0; t < TB; ++t) acc0[t] = acc1[t] = _mm256_setzero_ps();
+      for (int64_t g = 0; g < a.G; ++g) {
+        __m256 lo0, lo1, hi0, hi1;
+        if (rs[g] == 255) {
+          alignas(32) float l[16], h[16];
+          decode_block(rb + g * 16, rs[g], l, h);
+          lo0 = _mm256_load_ps(l); lo1 = _mm256_load_ps(l + 8);
+          hi0 = _mm256_load_ps(h); hi1 = _mm256_load_ps(h + 8);
+        } else {
+          const __m128i bytes = _mm_loadu_si128((const __m128i*)(rb + g * 16));
+          const __m256i c0 = _mm256_cvtepu8_epi32(bytes);
+          const __m256i c1 = _mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8));
+          const __m256 f = _mm256_set1_ps(scale_of(rs[g]));
+          lo0 = _mm256_mul_ps(value(_mm256_and_si256(c0, low4)), f);
+          lo1 = _mm256_mul_ps(value(_mm256_and_si256(c1, low4)), f);
+          hi0 = _mm256_mul_ps(value(_mm256_srli_epi32(c0, 4)), f);
+          hi1 = _mm256_mul_ps(value(_mm256_srli_epi32(c1, 4)), f);
+        }
+        for (int t = 0; t < nt; ++t) {
+          const int64_t off = (t0 + t) * K2 + g * 16;
+          acc0[t] = _mm256_fmadd_ps(lo0, _mm256_loadu_ps(a.xe + off), acc0[t]);
+          acc1[t] = _mm256_fmadd_ps(hi0, _mm256_loadu_ps(a.xo + off), acc1[t]);
+          acc0[t] = _mm256_fmadd_ps(lo1, _mm256_loadu_ps(a.xe + off + 8), acc0[t]);
+          acc1[t] = _mm256_fmadd_ps(hi1, _mm256_loadu_ps(a.xo + off + 8), acc1[t]);
+        }
+      }
+      for (int t = 0; t < nt; ++t) {
+        a.y[(t0 + t) * a.R + r] = hsum256(_mm256_add_ps(acc0[t], acc1[t])) + (a.bias ? a.bias[r] : 0.f);
+      }
+    }
+  }
+}
+#undef value
+
+// Dequantize blocks [i0, i1) (each 16 bytes -> 32 values) into fp32 or bf16 rows, AVX-512.
+__attribute__((target("avx512f"))) void dequant_avx512(const uint8_t* pb, const uint8_t* ps, float* of,
+                                                       uint16_t* oh, int64_t i0, int64_t i1) {
+  const __m512 table = _mm512_loadu_ps(kE2M1);
+  const __m512i low4 = _mm512_set1_epi32(15);
+  const __m512i even = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i odd = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  for (int64_t i = i0; i < i1; ++i) {
+    __m512 lo, hi;
+    if (ps[i] == 255) {
+      alignas(64) float l[16], h[16];
+      decode_block(pb + i * 16, ps[i], l, h);
+      lo = _mm512_load_ps(l);
+      hi = _mm512_load_ps(h);
+    } else {
+      const __m512i codes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(pb + i * 16)));
+      const __m512 f = _mm512_set1_ps(scale_of(ps[i]));
+      lo = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_and_si512(codes, low4), table), f);
+      hi = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(codes, 4), table), f);
+    }
+    const __m512 v0 = _mm512_permutex2var_ps(lo, even, hi);  // elements 0..15
+    const __m512 v1 = _mm512_permutex2var_ps(lo, odd, hi);   // elements 16..31
+    if (of) {
+      _mm512_storeu_ps(of + i * 32, v0);
+      _mm512_storeu_ps(of + i * 32 + 16, v1);
+    } else {  // exact values: the top 16 bits of each float are its bfloat16
+      _mm256_storeu_si256((__m256i*)(oh + i * 32), _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(v0), 16)));
+      _mm256_storeu_si256((__m256i*)(oh + i * 32 + 16), _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(v1), 16)));
+    }
+  }
+}
+#endif
+
+int pick_isa(int64_t want) {
+#ifdef OSS_X86
+  __builtin_cpu_init();
+  const int best = __builtin_cpu_supports("avx512f") ? 2
+                   : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1
+                                                                                          : 0;
+  return want < 0 ? best : int(std::min<int64_t>(want, best));
+#else
+  (void)want;
+  return 0;
+#endif
+}
+
+}  // namespace
+
+// isa: -1 = best available, 0 = scalar, 1 = AVX2, 2 = AVX-512 (capped at what the CPU has).
+torch::Tensor mxfp4_linear(torch::Tensor x, torch::Tensor blocks, torch::Tensor scales,
+                           torch::Tensor bias, int64_t isa) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat32, "x must be float32 [T, K]");
+  TORCH_CHECK(blocks.dim() == 3 && blocks.size(2) == 16 && blocks.scalar_type() == torch::kUInt8,
+              "blocks must be uint8 [R, G, 16]");
+  TORCH_CHECK(scales.dim() == 2 && scales.size(0) == blocks.size(0) && scales.size(1) == blocks.size(1) &&
+                  scales.scalar_type() == torch::kUInt8,
+              "scales must be uint8 [R, G] matching blocks");
+  const int64_t T = x.size(0), R = blocks.size(0), G = blocks.size(1);
+  TORCH_CHECK(x.size(1) == G * 32, "x has ", x.size(1), " columns, the weights ", G * 32);
+  const bool has_bias = bias.numel() > 0;
+  if (has_bias) TORCH_CHECK(bias.numel() == R && bias.scalar_type() == torch::kFloat32, "bias must be float32 [R]");
+  auto pairs = x.contiguous().view({T, G * 16, 2});
+  auto xe = pairs.select(2, 0).contiguous();
+  auto xo = pairs.select(2, 1).contiguous();
+  auto b = blocks.contiguous();
+  auto s = scales.contiguous();
+  auto bb = has_bias ? bias.contiguous() : bias;
+  auto y = torch::empty({T, R}, x.options());
+  Args a{xe.data_ptr<float>(), xo.data_ptr<float>(), b.data_ptr<uint8_t>(), s.data_ptr<uint8_t>(),
+         has_bias ? bb.data_ptr<float>() : nullptr, y.data_ptr<float>(), T, G, R};
+  const int which = pick_isa(isa);
+  at::parallel_for(0, R, 16, [&](int64_t r0, int64_t r1) {
+#ifdef OSS_X86
+    if (which == 2) return rows_avx512(a, r0, r1);
+    if (which == 1) return rows_avx2(a, r0, r1);
+#endif
+    rows_scalar(a, r0, r1);
+  });
+  return y;
+}
+
+// Exact dequantization into a float32 or bfloat16 buffer: out [R, 32 G] (row-major, contiguous).
+torch::Tensor mxfp4_dequant(torch::Tensor blocks, torch::Tensor scales, torch::Tensor out) {
+  TORCH_CHECK(blocks.dim() == 3 && blocks.size(2) == 16 && blocks.scalar_type() == torch::kUInt8,
+              "blocks must be uint8 [R, G, 16]");
+  TORCH_CHECK(scales.dim() == 2 && scales.size(0) == blocks.size(0) && scales.size(1) == blocks.size(1) &&
+                  scales.scalar_type() == torch::kUInt8,
+              "scales must be uint8 [R, G] matching blocks");
+  const int64_t R = blocks.size(0), G = blocks.size(1);
+  TORCH_CHECK(out.is_contiguous() && out.dim() == 2 && out.size(0) == R && out.size(1) == G * 32,
+              "out must be a contiguous [R, 32 G] tensor");
+  const bool bf16 = out.scalar_type() == torch::kBFloat16;
+  TORCH_CHECK(bf16 || out.scalar_type() == torch::kFloat32, "out must be float32 or bfloat16");
+  auto b = blocks.contiguous();
+  auto s = scales.contiguous();
+  const uint8_t* pb = b.data_ptr<uint8_t>();
+  const uint8_t* ps = s.data_ptr<uint8_t>();
+  float* of = bf16 ? nullptr : out.data_ptr<float>();
+  uint16_t* oh = bf16 ? reinterpret_cast<uint16_t*>(out.data_ptr<at::BFloat16>()) : nullptr;
+  const int which = pick_isa(-1);
+  at::parallel_for(0, R * G, 256, [&](int64_t i0, int64_t i1) {
+#ifdef OSS_X86
+    if (which == 2) return dequant_avx512(pb, ps, of, oh, i0, i1);
+#endif
+    float lo[16], hi[16];
+    for (int64_t i = i0; i < i1; ++i) {
+      decode_block(pb + i * 16, ps[i], lo, hi);
+      if (of) {
+        float* o = of + i * 32;
+        for (int j = 0; j < 16; ++j) { o[2 * j] = lo[j]; o[2 * j + 1] = hi[j]; }
+      } else {  // every MXFP4 value is exact in bfloat16: truncating the float bits is exact
+        uint16_t* o = oh + i * 32;
+        for (int j = 0; j < 16; ++j) {
+          uint32_t a, c;
+          std::memcpy(&a, &lo[j], 4);
+          std::memcpy(&c, &hi[j], 4);
+          o[2 * j] = uint16_t(a >> 16);
+          o[2 * j + 1] = uint16_t(c >> 16);
+        }
+      }
+    }
+  });
+  return out;
+}
+
+int64_t mxfp4_best_isa() { return pick_isa(-1); }

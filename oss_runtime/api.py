@@ -1,0 +1,158 @@
+"""`load_gpt_oss_20b()`: resolve, inspect, plan, load, in one call; `GptOssRuntime` holds the result.
+
+::
+
+    from oss_runtime import load_gpt_oss_20b
+
+    rt = load_gpt_oss_20b()                      # openai/gpt-oss-20b: cache or download
+    rt = load_gpt_oss_20b("/models/gpt-oss-20b")  # a local directory: no network at all
+    print(rt.plan.describe())
+    print(rt.generate("Why is the sky blue?", max_new_tokens=200))
+
+Steps: `resolve.resolve_source` (directory | HF cache | download), `checkpoint.inspect_checkpoint`
+(headers only), `plan.plan_load` (pure, with reasons; raises instead of silently falling back),
+then the plan's backend: ``"mapped"`` (`bind.load_model`, CPU, MXFP4 experts memory-mapped) or
+``"transformers"`` (``GptOssForCausalLM.from_pretrained``: native MXFP4 kernels on a GPU, or
+dequantized weights when asked and memory allows).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import Checkpoint, inspect_checkpoint
+from .environment import Environment, detect_environment
+from .errors import MissingDependency
+from .plan import LoadOptions, LoadPlan, parse_bytes, plan_load
+from .resolve import Resolved, resolve_source
+
+__all__ = ["GptOssRuntime", "load_gpt_oss_20b", "load_tokenizer"]
+
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
+@dataclasses.dataclass
+class GptOssRuntime:
+    """A loaded gpt-oss model: ``model`` (transformers), ``tokenizer`` (or None), ``plan``."""
+
+    model: Any
+    tokenizer: Any
+    plan: LoadPlan
+    source: Resolved
+    checkpoint: Checkpoint
+    load_seconds: float
+
+    @property
+    def path(self) -> Path:
+        return self.source.path
+
+    def generate(self, prompt_or_messages: str | Sequence[Mapping[str, Any]], *,
+                 max_new_tokens: int = 256, stream: bool = False, reasoning_effort: str = "medium",
+                 return_analysis: bool = False, system: str | None = None,
+                 temperature: float = 0.0, seed: int | None = 0) -> Any:  # fmt: skip
+        """Chat in the harmony format; see `oss_runtime.chat.generate`."""
+        from .chat import generate
+
+        return generate(self.model, self.tokenizer, prompt_or_messages,
+                        max_new_tokens=max_new_tokens, stream=stream,
+                        reasoning_effort=reasoning_effort, return_analysis=return_analysis,
+                        system=system, temperature=temperature, seed=seed)  # fmt: skip
+
+    def __repr__(self) -> str:
+        p = self.plan
+        return (f"GptOssRuntime({str(self.path)!r}, device={p.device!r}, quantization="
+                f"{p.quantization!r}, dtype={p.dtype!r}, backend={p.backend!r})")  # fmt: skip
+
+
+def load_tokenizer(path: str | os.PathLike[str]) -> Any:
+    """The directory's tokenizer (with its chat template), or None when it has none."""
+    root = Path(path)
+    if not any((root / f).is_file() for f in _TOKENIZER_FILES):
+        return None
+    try:
+        from transformers import AutoTokenizer
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingDependency(
+            "the tokenizer needs transformers: pip install 'pip-91n[runtime]'"
+        ) from exc
+    return AutoTokenizer.from_pretrained(os.fspath(root))
+
+
+def _cache_bytes(expert_cache: int | str | None) -> int:
+    if expert_cache in (None, 0, "0", "off", False):
+        return 0
+    return parse_bytes(expert_cache)
+
+
+def _transformers_model(path: Path, plan: LoadPlan) -> Any:
+    try:
+        import torch
+        from transformers import GptOssForCausalLM, Mxfp4Config  # type: ignore[attr-defined,unused-ignore]
+    except ImportError as exc:  # pragma: no cover
+        raise MissingDependency(
+            f"this plan needs transformers with gpt-oss support ({exc})."
+        ) from exc
+    kwargs: dict[str, Any] = {"dtype": getattr(torch, plan.dtype)}
+    if plan.max_memory:
+        kwargs.update(device_map="auto", max_memory=dict(plan.max_memory))
+    else:
+        kwargs["device_map"] = plan.device
+    if plan.quantization == "dequantized":
+        kwargs["quantization_config"] = Mxfp4Config(dequantize=True)
+    if plan.device == "cpu":
+        kwargs["attn_implementation"] = "eager"
+    model: Any = GptOssForCausalLM.from_pretrained(os.fspath(path), **kwargs)
+    return model.eval()
+
+
+def load_gpt_oss_20b(
+    source: str | os.PathLike[str] | None = None,
+    *,
+    device: str = "auto",
+    dtype: Any = None,
+    quantization: str = "auto",
+    max_memory: Mapping[int | str, int | str] | None = None,
+    expert_cache: int | str | None = 0,
+    offline: bool | None = None,
+    revision: str | None = None,
+    endpoints: Sequence[str] | str | None = None,
+    progress: bool = True,
+    kernel: str | bool = "auto",
+    prefill_chunk: int | None = 512,
+    environment: Environment | None = None,
+) -> GptOssRuntime:
+    """Load gpt-oss-20b (or any gpt-oss checkpoint) in one call; see the module docstring.
+
+    ``source``: None (``openai/gpt-oss-20b``), a local directory, or a hub repo id. ``device``:
+    ``"auto"``, ``"cpu"``, ``"cuda"``/``"cuda:N"``. ``dtype``: compute dtype of the non-expert path
+    (default bfloat16). ``quantization``: ``"auto"``, ``"mxfp4"`` (raise if it cannot be kept) or
+    ``"dequantize"``. ``max_memory``: accelerate's per-device budgets (``{0: "20GiB", "cpu":
+    "30GiB"}``). ``expert_cache``: bytes (or ``"2GB"``) of dequantized experts kept by the CPU
+    path. ``offline``/``revision``/``endpoints``/``progress``: see `oss_runtime.resolve`.
+    ``environment``: a hand-made `Environment` instead of probing this machine (tests, planning).
+    """
+    started = time.perf_counter()
+    resolved = resolve_source(source, revision=revision, offline=offline, endpoints=endpoints,
+                              progress=progress)  # fmt: skip
+    ck = inspect_checkpoint(resolved.path)
+    env = environment or detect_environment()
+    if dtype is not None and not isinstance(dtype, str):
+        dtype = str(dtype).replace("torch.", "")
+    options = LoadOptions(device=device, quantization=quantization, dtype=dtype,
+                          max_memory=max_memory, expert_cache=_cache_bytes(expert_cache),
+                          prefill_chunk=prefill_chunk or 512)  # fmt: skip
+    plan = plan_load(ck, env, options)
+    if plan.backend == "mapped":
+        from .bind import load_model
+
+        model = load_model(resolved.path, dtype=plan.dtype, expert_cache_bytes=options.expert_cache,
+                           kernel=kernel, prefill_chunk=prefill_chunk, checkpoint=ck)  # fmt: skip
+    else:
+        model = _transformers_model(resolved.path, plan)
+    tokenizer = load_tokenizer(resolved.path)
+    return GptOssRuntime(model, tokenizer, plan, resolved, ck, time.perf_counter() - started)

@@ -1,0 +1,220 @@
+"""The runtime subcommands of ``oss-runtime``: doctor, plan, chat, bench (registered by cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .errors import OssRuntimeError
+
+__all__ = ["add_parsers", "memory_table"]
+
+GiB = 1024**3
+
+
+def _load_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--quantization", default="auto", help="auto | mxfp4 | dequantize")
+    p.add_argument("--dtype", default=None, help="bfloat16 (default) | float32 | float16")
+    p.add_argument("--max-memory", action="append", default=None, metavar="DEV=SIZE",
+                   help="accelerate-style budget, e.g. cpu=12GiB or 0=20GiB (repeatable)")  # fmt: skip
+    p.add_argument(
+        "--expert-cache", default="0", help="bytes of dequantized experts kept, e.g. 2GB"
+    )
+
+
+def _max_memory(items: list[str] | None) -> dict[int | str, str] | None:
+    if not items:
+        return None
+    out: dict[int | str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"oss-runtime: error: --max-memory wants DEV=SIZE, got {item!r}")
+        out[int(key) if key.isdigit() else key] = value
+    return out
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from .api import _cache_bytes
+    from .plan import LoadOptions
+
+    return LoadOptions(device=args.device, quantization=args.quantization, dtype=args.dtype,
+                       max_memory=_max_memory(args.max_memory),
+                       expert_cache=_cache_bytes(args.expert_cache))  # fmt: skip
+
+
+def memory_table(
+    checkpoint: Any, options: Any = None, sizes: tuple[int, ...] = (8, 16, 32)
+) -> list[str]:
+    """Markdown rows: what the plan would be on a CPU-only machine with 8/16/32 GB of RAM."""
+    import dataclasses
+
+    from .environment import Environment
+    from .plan import LoadOptions, plan_load
+
+    opts = options or LoadOptions()
+    rows = ["| RAM | plan | estimated peak | dequantized (transformers) |", "|---|---|---|---|"]
+    for gb in sizes:
+        env = Environment(cpu_count=4, total_ram=gb * GiB, available_ram=int((gb - 1.5) * GiB))
+        plan = plan_load(
+            checkpoint, env, dataclasses.replace(opts, device="cpu", quantization="auto")
+        )
+        fits = "fits" if not plan.warnings else "over budget: file-backed pages swap in and out"
+        try:
+            deq = plan_load(
+                checkpoint, env, dataclasses.replace(opts, device="cpu", quantization="dequantize")
+            )
+            deq_text = f"{deq.estimated_peak_bytes / 1e9:.1f} GB, fits"
+        except OssRuntimeError as exc:
+            deq_text = "refused (" + str(exc).split(" but ")[0].split("needs ")[-1] + ")"
+        rows.append(f"| {gb} GB | {plan.backend}, {plan.quantization} | "
+                    f"{plan.estimated_peak_bytes / 1e9:.1f} GB ({fits}) | {deq_text} |")  # fmt: skip
+    return rows
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from .checkpoint import inspect_checkpoint
+    from .environment import detect_environment
+    from .plan import plan_load
+    from .resolve import endpoint_chain, resolve_source
+    from .spec import spec_from_config
+    from .synth import synth_config
+
+    env = detect_environment()
+    print("environment")
+    for label, value in env.describe():
+        print(f"  {label:<14}{value}")
+    print(f"  {'hf endpoints':<14}{' -> '.join(endpoint_chain())}")
+    if args.source:
+        target: Any = inspect_checkpoint(resolve_source(args.source, offline=True).path)
+        print(f"\nplan for {target.root} (from its headers; no weights loaded)")
+    else:
+        target = spec_from_config(synth_config("20b"))
+        print("\nplan for gpt-oss-20b (its published shapes; no weights loaded)")
+    try:
+        for line in plan_load(target, env, _options(args)).describe():
+            print("  " + line)
+    except OssRuntimeError as exc:
+        print(f"  refused: {exc}")
+        return 1
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from .checkpoint import inspect_checkpoint
+    from .environment import detect_environment
+    from .plan import plan_load
+    from .resolve import resolve_source
+
+    ck = inspect_checkpoint(resolve_source(args.source, offline=True).path)
+    print(f"checkpoint    {ck.root}: {len(ck.tensors)} tensors, {ck.total_bytes / 1e9:.2f} GB "
+          f"({ck.expert_bytes() / 1e9:.2f} GB experts)")  # fmt: skip
+    opts = _options(args)
+    for line in plan_load(ck, detect_environment(), opts).describe():
+        print(line)
+    print("\nCPU-only machines:")
+    print("\n".join(memory_table(ck, opts)))
+    return 0
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from .api import load_gpt_oss_20b
+
+    return load_gpt_oss_20b(args.source, device=args.device, dtype=args.dtype,
+                            quantization=args.quantization, max_memory=_max_memory(args.max_memory),
+                            expert_cache=args.expert_cache, offline=args.offline or None,
+                            revision=args.revision, progress=not args.quiet)  # fmt: skip
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    rt = _load(args)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(f"{rt!r}\n/reset clears the history, /exit quits.", file=sys.stderr)
+    history: list[dict[str, str]] = []
+    while True:
+        if interactive:
+            print(">>> ", end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            break
+        text = line.strip()
+        if not text:
+            continue
+        if text in ("/exit", "/quit"):
+            break
+        if text == "/reset":
+            history.clear()
+            continue
+        history.append({"role": "user", "content": text})
+        pieces: list[str] = []
+        for item in rt.generate(history, max_new_tokens=args.max_new_tokens, stream=True,
+                                reasoning_effort=args.reasoning_effort, system=args.system,
+                                return_analysis=True):  # fmt: skip
+            channel, piece = item
+            if channel == "final":
+                pieces.append(piece)
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+            elif args.show_analysis:
+                sys.stderr.write(piece)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        history.append({"role": "assistant", "content": "".join(pieces)})
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .benchmark import format_table, run_benchmark
+
+    kwargs = {"device": args.device, "dtype": args.dtype, "quantization": args.quantization,
+              "max_memory": _max_memory(args.max_memory), "expert_cache": args.expert_cache,
+              "offline": args.offline or None, "revision": args.revision, "progress": not args.quiet}  # fmt: skip
+    result = run_benchmark(args.source, prompt_tokens=args.prompt_tokens, new_tokens=args.new_tokens,
+                           threads=args.threads, load_kwargs=kwargs)  # fmt: skip
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("doctor", help="environment and load plan (no weights loaded)")
+    p.add_argument(
+        "source", nargs="?", default=None, help="a local or cached checkpoint (optional)"
+    )
+    _load_options(p)
+    p.set_defaults(func=_cmd_doctor)
+    p = sub.add_parser("plan", help="load plan and memory estimate from a checkpoint's headers")
+    p.add_argument("source", help="checkpoint directory or cached repo id")
+    _load_options(p)
+    p.set_defaults(func=_cmd_plan)
+    for name, func, text in (("chat", _cmd_chat, "interactive streaming chat (reads stdin)"),
+                             ("bench", _cmd_bench, "load time, peak RSS, prefill/decode tokens/s")):  # fmt: skip
+        p = sub.add_parser(name, help=text)
+        p.add_argument(
+            "source",
+            nargs="?",
+            default=None,
+            help="directory or repo id (default openai/gpt-oss-20b)",
+        )
+        _load_options(p)
+        p.add_argument("--offline", action="store_true", help="never download")
+        p.add_argument("--revision", default=None)
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.set_defaults(func=func)
+        if name == "chat":
+            p.add_argument("--max-new-tokens", type=int, default=512)
+            p.add_argument(
+                "--reasoning-effort", choices=("low", "medium", "high"), default="medium"
+            )
+            p.add_argument("--system", default=None, help="developer instructions")
+            p.add_argument(
+                "--show-analysis", action="store_true", help="print the analysis channel to stderr"
+            )
+        else:
+            p.add_argument("--prompt-tokens", type=int, default=32)
+            p.add_argument("--new-tokens", type=int, default=8)
+            p.add_argument("--threads", type=int, default=None)
+            p.add_argument("--json", action="store_true")

@@ -1,0 +1,3 @@
+from pip_91n.cli import main
+
+raise SystemExit(main())

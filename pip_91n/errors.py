@@ -1,0 +1,83 @@
+"""The one exception tree of pip_91n.
+
+::
+
+    Pip91nError
+     ├── ConfigError (also ValueError)          a setting is invalid; names its source and the fix
+     └── AllMirrorsFailed (also ConnectionError) every mirror of the chain failed; ``.attempts``
+          │                                      lists each mirror and why
+          └── DownloadFailed                     a file could not be fetched whole with its
+                                                 sha256 from any source; the partial is kept
+
+Third-party errors (httpx, OS errors) are translated into this tree at one boundary each,
+with ``raise ... from exc`` so the cause stays visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["AllMirrorsFailed", "Attempt", "ConfigError", "DownloadFailed", "Pip91nError"]
+
+
+class Pip91nError(Exception):
+    """Base class of every error pip_91n raises on purpose."""
+
+
+class ConfigError(Pip91nError, ValueError):
+    """A pip-91n setting is invalid. The message names where it came from and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of one mirror for one request: where it went and why it was not used.
+
+    ``reason`` is a short phrase (``"connect failed: ..."``, ``"HTTP 503"``,
+    ``"sha256 mismatch"``, ``"skipped: backing off for 30s"``); ``url`` is already redacted.
+    """
+
+    mirror: str
+    url: str
+    reason: str
+    seconds: float = 0.0
+
+
+class AllMirrorsFailed(Pip91nError, ConnectionError):
+    """Every mirror of the chain failed for one request; ``attempts`` says how each one did."""
+
+    def __init__(self, what: str, attempts: Sequence[Attempt]) -> None:
+        self.what = what
+        self.attempts: tuple[Attempt, ...] = tuple(attempts)
+        lines = [f"all {len(self.attempts)} mirrors failed for {what}:"]
+        lines += [f"  - {a.mirror}: {a.reason} ({a.url})" for a in self.attempts]
+        lines.append(
+            "  fix: check the network, or set PIP_91N_MIRRORS to mirrors you can reach "
+            "(see `pip-91n --help`)"
+        )
+        super().__init__("\n".join(lines))
+
+    def __reduce__(self) -> tuple[type[AllMirrorsFailed], tuple[str, tuple[Attempt, ...]]]:
+        return (type(self), (self.what, self.attempts))
+
+
+class DownloadFailed(AllMirrorsFailed):
+    """No source delivered the file whole with the expected sha256 (``pip_91n.download``).
+
+    ``what`` names the file; ``attempts`` lists every source and why it was given up. The
+    partial download stays in the cache dir, so the next run resumes it."""
+
+    def __init__(self, what: str, attempts: Sequence[Attempt]) -> None:
+        self.what = what
+        self.attempts = tuple(attempts)
+        lines = [f"could not download {what} whole and verified from any source:"]
+        last: dict[str, tuple[Attempt, int]] = {}
+        for a in self.attempts:  # one line per source: its last reason, and how often
+            last[a.url] = (a, last.get(a.url, (a, 0))[1] + 1)
+        for a, count in last.values():
+            times = f", {count} failures" if count > 1 else ""
+            lines.append(f"  - {a.mirror}: {a.reason} ({a.url}{times})")
+        if not self.attempts:
+            lines.append("  - no source was usable")
+        lines.append("  the partial download is kept; running the same command again resumes it")
+        Exception.__init__(self, "\n".join(lines))

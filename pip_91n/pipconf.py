@@ -1,0 +1,102 @@
+"""pip's own index setting, read without importing pip.
+
+Only one value matters to pip-91n: the index pip would use (``PIP_INDEX_URL``, or
+``index-url`` in a pip config file). Files are found and merged as pip does: global
+(``$XDG_CONFIG_DIRS/pip/pip.conf``, ``/etc/pip.conf``), user (``~/.pip/pip.conf``,
+``~/.config/pip/pip.conf``; skipped when ``PIP_CONFIG_FILE`` names an existing file), site
+(``sys.prefix/pip.conf``), then ``PIP_CONFIG_FILE``; later files win, and an ``[install]``
+section wins over ``[global]``.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["PipIndex", "pip_config_files", "pip_index_url"]
+
+
+@dataclass(frozen=True)
+class PipIndex:
+    """pip's index URL and where it was set (a variable, or ``file:line``)."""
+
+    url: str
+    where: str
+
+
+def pip_config_files(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """pip's config files in load order (lowest precedence first); missing ones included."""
+    env = os.environ if environ is None else environ
+    name = "pip.ini" if sys.platform == "win32" else "pip.conf"
+    files: list[Path] = []
+    if sys.platform == "win32":  # pragma: no cover - Windows only
+        program_data = env.get("PROGRAMDATA", r"C:\ProgramData")
+        files.append(Path(program_data) / "pip" / name)
+    else:
+        for d in (env.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(os.pathsep):
+            if d:
+                files.append(Path(d) / "pip" / name)
+        files.append(Path("/etc") / name)
+    env_file = env.get("PIP_CONFIG_FILE")
+    if not (env_file and os.path.exists(env_file)):
+        home = Path(env.get("HOME") or Path.home())
+        files.append(home / (("pip/" + name) if sys.platform == "win32" else ".pip/" + name))
+        xdg = env.get("XDG_CONFIG_HOME") or str(home / ".config")
+        if sys.platform == "win32":  # pragma: no cover
+            files.append(Path(env.get("APPDATA", str(home))) / "pip" / name)
+        else:
+            files.append(Path(xdg) / "pip" / name)
+    files.append(Path(sys.prefix) / name)
+    if env_file and env_file != os.devnull:
+        files.append(Path(env_file))
+    return files
+
+
+def _line_of(text: str, section: str, key: str) -> int | None:
+    current = ""
+    for n, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        m = re.match(r"\[\s*([^\]]+?)\s*\]", s)
+        if m:
+            current = m.group(1).lower()
+        elif current == section and re.match(rf"{key}\s*[=:]", s.replace("_", "-"), re.I):
+            return n
+    return None
+
+
+def pip_index_url(
+    environ: Mapping[str, str] | None = None, files: Sequence[Path] | None = None
+) -> PipIndex | None:
+    """pip's configured index URL, or None when pip uses its default (pypi.org).
+
+    Unreadable or malformed pip config files are ignored here: pip reports them itself.
+    """
+    env = os.environ if environ is None else environ
+    value = env.get("PIP_INDEX_URL", "").strip()
+    if value:
+        return PipIndex(value.split()[0], "PIP_INDEX_URL")
+    found: dict[str, PipIndex] = {}
+    for path in pip_config_files(env) if files is None else files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read_string(text, source=str(path))
+        except configparser.Error:
+            continue
+        for section in ("global", "install"):
+            if not parser.has_section(section):
+                continue
+            for key, raw in parser.items(section):
+                if key.replace("_", "-").lower() == "index-url" and raw.strip():
+                    line = _line_of(text, section, "index-url")
+                    where = f"{path}:{line}" if line else str(path)
+                    found[section] = PipIndex(raw.strip().split()[0], where)
+    return found.get("install") or found.get("global")

@@ -1,0 +1,219 @@
+"""Pure routing: which URLs belong to the mirror chain and what a resource is called on each.
+
+A *resource* is what pip asked for, independent of where it asked: the index root, one
+project page, one distribution file, or a file's PEP 658 ``.metadata``. Files are named by
+filename (and, elsewhere, their sha256), never by URL: a mirror's file URL is derived here
+only when its layout is known to be PyPI's content-addressed ``aa/bb/<hash>/<filename>``;
+otherwise the caller finds the file through that mirror's own project page.
+
+Also: credential handling (a mirror's credentials are only ever sent to that mirror's host)
+and redaction for logs. No I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from pip_91n.catalog import LAYOUT_PYPI, Mirror
+
+__all__ = [
+    "PYPI_HOSTS",
+    "Resource",
+    "classify",
+    "cross_host_headers",
+    "is_dist_filename",
+    "mirror_for_url",
+    "normalize_name",
+    "project_from_filename",
+    "redact",
+    "resource_url",
+    "split_credentials",
+]
+
+#: Hosts that are always routed through the chain: pip's default index and file host.
+PYPI_HOSTS = frozenset({"pypi.org", "files.pythonhosted.org", "pypi.python.org"})
+
+_DIST_RE = re.compile(r"\.(whl|tar\.gz|tgz|zip|tar\.bz2|tbz|tar\.xz|egg)$", re.IGNORECASE)
+_CAS_RE = re.compile(r"(?:^|/)([0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{60}/[^/]+)$")
+_SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie")
+_NAME_RE = re.compile(r"[-_.]+")
+
+KIND_INDEX = "index"
+KIND_PAGE = "page"
+KIND_FILE = "file"
+KIND_METADATA = "metadata"
+
+
+def normalize_name(name: str) -> str:
+    """PEP 503 normalisation."""
+    return _NAME_RE.sub("-", name).lower()
+
+
+def is_dist_filename(filename: str) -> bool:
+    return bool(_DIST_RE.search(filename))
+
+
+def project_from_filename(filename: str) -> str | None:
+    """The normalised project name of a wheel or sdist filename, or None if it is neither."""
+    m = _DIST_RE.search(filename)
+    if not m:
+        return None
+    stem, ext = filename[: m.start()], m.group(1).lower()
+    if ext in ("whl", "egg"):
+        parts = stem.split("-")
+        ok = len(parts) in (5, 6) if ext == "whl" else len(parts) >= 2
+        return normalize_name(parts[0]) if ok and parts[0] else None
+    name, sep, _version = stem.rpartition("-")
+    return normalize_name(name) if sep and name else None
+
+
+@dataclass(frozen=True)
+class Resource:
+    """What a chain URL asks for, independent of the mirror.
+
+    ``kind`` is ``"index"``, ``"page"``, ``"file"`` or ``"metadata"``. ``project`` is the
+    normalised name (pages; files when the filename says it). ``filename`` is the
+    distribution filename (files and metadata, without ``.metadata``). ``cas_path`` is the
+    content-addressed ``aa/bb/<hash>/<filename>`` tail when the URL had one. ``mirror`` is
+    the name of the chain mirror the URL belongs to (None for a PyPI host outside the chain).
+    """
+
+    kind: str
+    project: str | None = None
+    filename: str | None = None
+    cas_path: str | None = None
+    mirror: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Stable label for logs and the staleness memory."""
+        if self.kind in (KIND_FILE, KIND_METADATA):
+            return f"{self.kind}:{self.filename}"
+        return f"{self.kind}:{self.project or ''}"
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``url`` without its ``user:password@`` part, and that part (or None)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    bare = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return bare, (unquote(parts.username or ""), unquote(parts.password or ""))
+
+
+def redact(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (and a lone token user too)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    bare, creds = split_credentials(url)
+    assert creds is not None
+    user, password = creds
+    shown = f"{quote(user, safe='')}:***" if password else "***"
+    b = urlsplit(bare)
+    return urlunsplit((b.scheme, f"{shown}@{b.netloc}", b.path, b.query, b.fragment))
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    p = urlsplit(url)
+    scheme = p.scheme.lower()
+    port = p.port if p.port != {"https": 443, "http": 80}.get(scheme) else None
+    return (scheme, (p.hostname or "").lower(), port)
+
+
+def cross_host_headers(
+    headers: Iterable[tuple[str, str]], source_url: str, target_url: str
+) -> list[tuple[str, str]]:
+    """Request headers safe to send to ``target_url``: secrets stay on their own origin."""
+    if _origin(source_url) == _origin(target_url):
+        return list(headers)
+    return [(k, v) for k, v in headers if k.lower() not in _SECRET_HEADERS]
+
+
+def _strip(url: str) -> str:
+    bare, _ = split_credentials(url)
+    p = urlsplit(bare)
+    return urlunsplit((p.scheme.lower(), p.netloc.lower(), p.path, "", ""))
+
+
+def mirror_for_url(url: str, chain: Sequence[Mirror]) -> Mirror | None:
+    """The chain mirror that ``url`` belongs to: longest prefix, else same origin."""
+    target = _strip(url)
+    best: tuple[int, Mirror] | None = None
+    for m in chain:
+        for prefix in m.prefixes:
+            p = _strip(prefix)
+            if target.startswith(p) and (best is None or len(p) > best[0]):
+                best = (len(p), m)
+    if best is not None:
+        return best[1]
+    origin = _origin(url)
+    return next((m for m in chain if any(_origin(p) == origin for p in m.prefixes)), None)
+
+
+def _index_roots(m: Mirror) -> list[str]:
+    return [_strip(m.simple_url)] + [_strip(a) for a in m.aliases if a.endswith("/simple/")]
+
+
+def classify(url: str, chain: Sequence[Mirror]) -> Resource | None:
+    """What ``url`` asks for, or None when it is not the chain's business (pass it through).
+
+    Chain URLs are those of a chain mirror, plus pypi.org and files.pythonhosted.org.
+    """
+    mirror = mirror_for_url(url, chain)
+    host = _host(url)
+    if mirror is None and host not in PYPI_HOSTS:
+        return None
+    target = _strip(url)
+    path = urlsplit(target).path
+    name = mirror.name if mirror else None
+    roots = _index_roots(mirror) if mirror else []
+    if host == "pypi.org" or host == "pypi.python.org":
+        roots.append(f"https://{host}/simple/")
+    for root in roots:
+        if target == root or target + "/" == root:
+            return Resource(KIND_INDEX, mirror=name)
+        if target.startswith(root):
+            rest = target[len(root) :].strip("/")
+            if rest and "/" not in rest:
+                return Resource(KIND_PAGE, project=normalize_name(unquote(rest)), mirror=name)
+            return None
+    last = unquote(path.rsplit("/", 1)[-1])
+    kind = KIND_FILE
+    if last.endswith(".metadata"):
+        kind, last = KIND_METADATA, last[: -len(".metadata")]
+    if not is_dist_filename(last):
+        return None
+    m = _CAS_RE.search(unquote(path[: -len(".metadata")] if kind == KIND_METADATA else path))
+    return Resource(kind, project_from_filename(last), last, m.group(1) if m else None, name)
+
+
+def resource_url(resource: Resource, mirror: Mirror, known: Mapping[str, str] | None = None) -> (
+    str | None
+):
+    """``resource``'s URL on ``mirror``, or None when only the mirror's page can tell.
+
+    ``known`` maps mirror name -> file URL already seen on that mirror's pages; it wins over
+    the layout fast path (content-addressed tail appended to ``mirror.file_base``).
+    """
+    if resource.kind == KIND_INDEX:
+        return mirror.simple_url
+    if resource.kind == KIND_PAGE:
+        return f"{mirror.simple_url}{quote(resource.project or '')}/"
+    suffix = ".metadata" if resource.kind == KIND_METADATA else ""
+    if known and mirror.name in known:
+        return known[mirror.name] + suffix
+    if mirror.layout == LAYOUT_PYPI and mirror.file_base and resource.cas_path:
+        return mirror.file_base + quote(resource.cas_path) + suffix
+    return None

@@ -1,0 +1,94 @@
+"""oss-runtime doctor / plan / chat / bench."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch", reason="the runtime commands need torch")
+
+from _oss_tokenizer import write_tokenizer
+
+from oss_runtime.cli import main
+from oss_runtime.synth import synth_config, write_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def ck(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = write_checkpoint(tmp_path_factory.mktemp("cli") / "ck", synth_config("tiny"), shards=2)
+    return write_tokenizer(root)
+
+
+def test_doctor(ck: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "native mxfp4" in out and "gpt-oss-20b" in out and "peak memory" in out
+    assert main(["doctor", str(ck), "--dtype", "float32"]) == 0
+    assert "float32" in capsys.readouterr().out
+    assert main(["doctor", "--quantization", "mxfp4", "--device", "cuda:0"]) == (
+        0 if _cuda() else 1
+    )
+
+
+def _cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def test_plan_from_headers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["synth", str(tmp_path / "big"), "--shape", "20b-sparse"]) == 0
+    capsys.readouterr()
+    assert main(["plan", str(tmp_path / "big"), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "459 tensors, 13.76 GB" in out and "| 8 GB | mapped, mxfp4 |" in out
+    assert "| 16 GB |" in out and "| 32 GB |" in out and "refused" in out
+    assert main(["plan", str(tmp_path / "big"), "--max-memory", "cpu=1GB"]) == 1
+    assert "max_memory" in capsys.readouterr().err
+    assert main(["plan", str(tmp_path / "nothing-here")]) == 1
+
+
+def test_bench_json(ck: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["bench", str(ck), "--prompt-tokens", "8", "--new-tokens", "3", "--json", "--quiet"])
+        == 0
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert result["backend"] == "mapped" and result["decode_tokens"] == 3
+    assert (
+        result["decode_tok_s"] > 0
+        and result["peak_rss"] > 0
+        and result["first_token_s"] >= result["load_s"]
+    )
+    assert main(["bench", str(ck), "--prompt-tokens", "4", "--new-tokens", "1", "--quiet"]) == 0
+    assert "call to first token" in capsys.readouterr().out
+
+
+def test_chat_with_piped_stdin(ck: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+               HF_HUB_OFFLINE="1")  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "oss_runtime",
+        "chat",
+        str(ck),
+        "--quiet",
+        "--max-new-tokens",
+        "5",
+    ]
+    proc = subprocess.run(args, input="hello\n\n/reset\nhello\n/exit\nnever\n", env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    from oss_runtime import load_gpt_oss_20b
+
+    reply = load_gpt_oss_20b(ck, progress=False).generate("hello", max_new_tokens=5)
+    # two replies (after /reset the same question gets the same greedy answer); /exit stops
+    assert proc.stdout == f"{reply}\n{reply}\n"

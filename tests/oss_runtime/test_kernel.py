@@ -1,0 +1,133 @@
+"""The fused C++ kernel against the pure-torch path, per instruction set, and the no-compiler fallback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from oss_runtime import kernel, mxfp4  # noqa: E402
+
+fused = kernel.load_kernel()
+# Skip only where no C++ compiler exists; with one, a failed build is a failure of these tests.
+HAS_COMPILER = shutil.which(os.environ.get("CXX", "c++")) is not None
+needs_kernel = pytest.mark.skipif(
+    fused is None and not HAS_COMPILER, reason=f"no C++ compiler here: {kernel.status()}"
+)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _weights(rows: int, groups: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    blocks = torch.randint(0, 256, (rows, groups, 16), dtype=torch.uint8, generator=g)
+    scales = torch.randint(115, 130, (rows, groups), dtype=torch.uint8, generator=g)
+    return blocks, scales
+
+
+@needs_kernel
+@pytest.mark.parametrize("isa", [0, 1, 2])
+@pytest.mark.parametrize("tokens", [1, 3, 4, 7])
+def test_linear_matches_pure_torch(isa: int, tokens: int) -> None:
+    blocks, scales = _weights(200, 5)
+    x = torch.randn(tokens, 160, generator=torch.Generator().manual_seed(tokens))
+    bias = torch.randn(200)
+    k = kernel.load_kernel(isa=isa)
+    assert k is not None
+    for b in (bias, None):
+        ours = k.linear(x, blocks, scales, b)
+        ref = kernel.reference_linear(x, blocks, scales, b)
+        assert ours.shape == (tokens, 200)
+        torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-4)
+
+
+@needs_kernel
+def test_linear_overflowing_scale_like_ldexp() -> None:
+    blocks, scales = _weights(16, 2)
+    scales[3, 1] = 255  # 2**128: inf for most codes, finite for 0.5, like torch.ldexp
+    x = torch.randn(1, 64)
+    ref = kernel.reference_linear(x, blocks, scales)
+    for isa in (0, 1, 2):
+        ours = kernel.load_kernel(isa=isa).linear(x, blocks, scales)  # type: ignore[union-attr]
+        finite = torch.isfinite(ref)
+        assert torch.equal(torch.isfinite(ours), finite)
+        torch.testing.assert_close(ours[finite], ref[finite], rtol=1e-4, atol=1e-4)
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_dequant_bit_exact(dtype: torch.dtype) -> None:
+    blocks = torch.arange(256, dtype=torch.uint8).repeat(64).reshape(64, 16, 16)
+    scales = torch.arange(256, dtype=torch.uint8).reshape(64, 4).repeat(1, 4)
+    out = torch.empty(64, 512, dtype=dtype)
+    fused.dequant(blocks, scales, out)  # type: ignore[union-attr]
+    ref = mxfp4.dequantize(blocks, scales, dtype)
+    view = torch.int16 if dtype == torch.bfloat16 else torch.int32
+    assert torch.equal(out.view(view), ref.view(view))
+
+
+@needs_kernel
+def test_kernel_rejects_bad_shapes() -> None:
+    blocks, scales = _weights(8, 2)
+    with pytest.raises(RuntimeError, match="columns"):
+        fused.linear(torch.randn(1, 32), blocks, scales)  # type: ignore[union-attr]
+    with pytest.raises(RuntimeError, match="float32"):
+        fused.linear(torch.randn(1, 64, dtype=torch.float64), blocks, scales)  # type: ignore[union-attr]
+
+
+def test_status_line() -> None:
+    line = kernel.status()
+    assert line.startswith(("fused C++ kernel", "pure torch"))
+
+
+def test_fallback_without_compiler(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    """No compiler: load_kernel() is None, status says why, models still run; kernel=True raises."""
+    script = textwrap.dedent(
+        f"""
+        import torch
+        from oss_runtime import kernel
+        from oss_runtime.bind import load_model
+        from oss_runtime.errors import UnsupportedEnvironment
+        assert kernel.load_kernel() is None
+        print(kernel.status())
+        model = load_model({str(tiny_checkpoint)!r}, dtype="float32", kernel="auto")
+        assert model.model.layers[0].mlp.experts.kernel is None
+        out = model.generate(torch.tensor([[5, 6, 7]]), max_new_tokens=3, do_sample=False)
+        assert out.shape == (1, 6)
+        try:
+            load_model({str(tiny_checkpoint)!r}, kernel=True)
+        except UnsupportedEnvironment as exc:
+            print("raised:", exc)
+        else:
+            raise SystemExit("kernel=True did not raise")
+        """
+    )
+    env = dict(
+        os.environ,
+        CXX=str(tmp_path / "no-such-compiler"),
+        OSS_RUNTIME_CACHE_DIR=str(tmp_path / "cache"),
+    )
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "pure torch (build failed" in proc.stdout
+    assert "raised: the fused MXFP4 kernel is unavailable" in proc.stdout
+
+
+def test_disabled_by_environment(tmp_path: Path) -> None:
+    env = dict(os.environ, OSS_RUNTIME_KERNEL="0", OSS_RUNTIME_CACHE_DIR=str(tmp_path))
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    script = "from oss_runtime import kernel; print(kernel.status()); assert kernel.load_kernel() is None"
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "disabled by OSS_RUNTIME_KERNEL=0" in proc.stdout
