@@ -10,7 +10,6 @@ finding is an error (with ``--strict``, a warning too).
 from __future__ import annotations
 
 import argparse
-import configparser
 import os
 import sys
 import threading
@@ -43,14 +42,6 @@ def _split(value: str) -> list[str]:
     return [v for v in value.replace(",", " ").split() if v]
 
 
-def _line(text: str, key: str) -> int | None:
-    for n, raw in enumerate(text.splitlines(), 1):
-        s = raw.strip().lower().replace("_", "-")
-        if s.startswith(key) and s[len(key):].lstrip().startswith(("=", ":")):
-            return n
-    return None
-
-
 def _http_finding(url: str, where: str) -> Finding | None:
     parts = urlsplit(url)
     if parts.scheme != "http" or _is_loopback(parts.hostname or ""):
@@ -66,7 +57,7 @@ def _http_finding(url: str, where: str) -> Finding | None:
 def check_pip_config(environ: Mapping[str, str], files: Sequence[Path] | None = None
                      ) -> list[Finding]:
     """trusted-host and plain-http indexes in pip's config files and PIP_* variables."""
-    from pip_91n.pipconf import pip_config_files
+    from pip_91n.pipconf import pip_config_files, read_pip_configs
 
     found: list[Finding] = []
     for var in ("PIP_TRUSTED_HOST",):
@@ -80,28 +71,20 @@ def check_pip_config(environ: Mapping[str, str], files: Sequence[Path] | None = 
             f = _http_finding(url, var)
             if f:
                 found.append(f)
-    for path in pip_config_files(environ) if files is None else files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+    for conf in read_pip_configs(pip_config_files(environ) if files is None else files):
+        if conf.parser is None:
+            found.append(Finding("pip config", "warn", f"{conf.path}: not a valid pip config "
+                                 f"({conf.error})", "fix its syntax"))
             continue
-        parser = configparser.RawConfigParser()
-        try:
-            parser.read_string(text, source=str(path))
-        except configparser.Error as exc:
-            found.append(Finding("pip config", "warn", f"{path}: not a valid pip config "
-                                 f"({str(exc).splitlines()[0]})", "fix its syntax"))
-            continue
-        for section in parser.sections():
-            for key, raw in parser.items(section):
+        for section in conf.parser.sections():
+            for key, raw in conf.parser.items(section):
                 key = key.replace("_", "-").lower()
-                line = _line(text, key)
-                where = f"{path}:{line}" if line else str(path)
+                where, line = conf.where(None, key)
                 if key == "trusted-host" and raw.strip():
                     found.append(Finding(
                         "pip config", "warn", f"{where}: trusted-host = {' '.join(_split(raw))}"
                         ": pip skips TLS certificate checks for these hosts (security)",
-                        f"delete line {line or '?'} of {path}; " + _TRUSTED_FIX))
+                        f"delete line {line or '?'} of {conf.path}; " + _TRUSTED_FIX))
                 elif key in ("index-url", "extra-index-url"):
                     for url in _split(raw):
                         f = _http_finding(url, where)

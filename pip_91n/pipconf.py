@@ -5,7 +5,7 @@ Only one value matters to pip-91n: the index pip would use (``PIP_INDEX_URL``, o
 (``$XDG_CONFIG_DIRS/pip/pip.conf``, ``/etc/pip.conf``), user (``~/.pip/pip.conf``,
 ``~/.config/pip/pip.conf``; skipped when ``PIP_CONFIG_FILE`` names an existing file), site
 (``sys.prefix/pip.conf``), then ``PIP_CONFIG_FILE``; later files win, and an ``[install]``
-section wins over ``[global]``.
+section wins over ``[global]``. ``PIP_CONFIG_FILE=/dev/null`` means no file at all, as in pip.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import configparser
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PipIndex", "pip_config_files", "pip_index_url"]
+__all__ = ["PipConfigFile", "PipIndex", "pip_config_files", "pip_index_url", "read_pip_configs"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,9 @@ class PipIndex:
 def pip_config_files(environ: Mapping[str, str] | None = None) -> list[Path]:
     """pip's config files in load order (lowest precedence first); missing ones included."""
     env = os.environ if environ is None else environ
+    env_file = env.get("PIP_CONFIG_FILE")
+    if env_file == os.devnull:
+        return []
     name = "pip.ini" if sys.platform == "win32" else "pip.conf"
     files: list[Path] = []
     if sys.platform == "win32":  # pragma: no cover - Windows only
@@ -42,7 +45,6 @@ def pip_config_files(environ: Mapping[str, str] | None = None) -> list[Path]:
             if d:
                 files.append(Path(d) / "pip" / name)
         files.append(Path("/etc") / name)
-    env_file = env.get("PIP_CONFIG_FILE")
     if not (env_file and os.path.exists(env_file)):
         home = Path(env.get("HOME") or Path.home())
         files.append(home / (("pip/" + name) if sys.platform == "win32" else ".pip/" + name))
@@ -52,19 +54,53 @@ def pip_config_files(environ: Mapping[str, str] | None = None) -> list[Path]:
         else:
             files.append(Path(xdg) / "pip" / name)
     files.append(Path(sys.prefix) / name)
-    if env_file and env_file != os.devnull:
+    if env_file:
         files.append(Path(env_file))
     return files
 
 
-def _line_of(text: str, section: str, key: str) -> int | None:
+@dataclass(frozen=True)
+class PipConfigFile:
+    """One readable pip config file: its text and parsed sections, or why it does not parse."""
+
+    path: Path
+    text: str
+    parser: configparser.RawConfigParser | None
+    error: str | None = None
+
+    def where(self, section: str | None, key: str) -> tuple[str, int | None]:
+        """``path:line`` of ``key`` (in ``section``, or any section when None), and the line."""
+        line = line_of(self.text, section, key)
+        return (f"{self.path}:{line}" if line else str(self.path)), line
+
+
+def read_pip_configs(files: Sequence[Path]) -> Iterator[PipConfigFile]:
+    """The files that exist and decode, parsed; unreadable ones are skipped."""
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read_string(text, source=str(path))
+        except configparser.Error as exc:
+            yield PipConfigFile(path, text, None, str(exc).splitlines()[0])
+            continue
+        yield PipConfigFile(path, text, parser)
+
+
+def line_of(text: str, section: str | None, key: str) -> int | None:
+    """The line number of ``key`` (``-`` and ``_`` alike) in ``section`` (None: any section)."""
     current = ""
     for n, line in enumerate(text.splitlines(), 1):
         s = line.strip()
         m = re.match(r"\[\s*([^\]]+?)\s*\]", s)
         if m:
             current = m.group(1).lower()
-        elif current == section and re.match(rf"{key}\s*[=:]", s.replace("_", "-"), re.I):
+        elif section in (None, current) and re.match(
+            rf"{key}\s*[=:]", s.replace("_", "-"), re.I
+        ):
             return n
     return None
 
@@ -81,22 +117,14 @@ def pip_index_url(
     if value:
         return PipIndex(value.split()[0], "PIP_INDEX_URL")
     found: dict[str, PipIndex] = {}
-    for path in pip_config_files(env) if files is None else files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        parser = configparser.RawConfigParser()
-        try:
-            parser.read_string(text, source=str(path))
-        except configparser.Error:
+    for conf in read_pip_configs(pip_config_files(env) if files is None else files):
+        if conf.parser is None:
             continue
         for section in ("global", "install"):
-            if not parser.has_section(section):
+            if not conf.parser.has_section(section):
                 continue
-            for key, raw in parser.items(section):
+            for key, raw in conf.parser.items(section):
                 if key.replace("_", "-").lower() == "index-url" and raw.strip():
-                    line = _line_of(text, section, "index-url")
-                    where = f"{path}:{line}" if line else str(path)
+                    where, _ = conf.where(section, "index-url")
                     found[section] = PipIndex(raw.strip().split()[0], where)
     return found.get("install") or found.get("global")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -238,3 +239,9 @@ def test_describe_names_every_source() -> None:
     auto = resolve(pip=PipIndex("https://mirrors.aliyun.com/pypi/simple/", "PIP_INDEX_URL"))
     assert auto.describe()[0].startswith("mirrors = auto: aliyun")
     assert auto.describe()[-1].endswith("[PIP_INDEX_URL]")
+
+
+def test_pip_config_file_devnull_means_no_pip_config_at_all(tmp_path: Path) -> None:
+    # as in pip: PIP_CONFIG_FILE=/dev/null skips every file, the global ones included
+    assert pip_config_files({"PIP_CONFIG_FILE": os.devnull, "HOME": str(tmp_path)}) == []
+    assert pip_index_url({"PIP_CONFIG_FILE": os.devnull, "HOME": str(tmp_path)}) is None
