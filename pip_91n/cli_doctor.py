@@ -79,13 +79,14 @@ def check_pip_config(environ: Mapping[str, str], files: Sequence[Path] | None = 
         for section in conf.parser.sections():
             for key, raw in conf.parser.items(section):
                 key = key.replace("_", "-").lower()
-                where, line = conf.where(None, key)
                 if key == "trusted-host" and raw.strip():
+                    where, line = conf.where(None, key)
                     found.append(Finding(
                         "pip config", "warn", f"{where}: trusted-host = {' '.join(_split(raw))}"
                         ": pip skips TLS certificate checks for these hosts (security)",
                         f"delete line {line or '?'} of {conf.path}; " + _TRUSTED_FIX))
                 elif key in ("index-url", "extra-index-url"):
+                    where, _ = conf.where(None, key)
                     for url in _split(raw):
                         f = _http_finding(url, where)
                         if f:

@@ -70,12 +70,13 @@ class PipConfigFile:
 
     def where(self, section: str | None, key: str) -> tuple[str, int | None]:
         """``path:line`` of ``key`` (in ``section``, or any section when None), and the line."""
-        line = line_of(self.text, section, key)
+        line = _line_of(self.text, section, key)
         return (f"{self.path}:{line}" if line else str(self.path)), line
 
 
 def read_pip_configs(files: Sequence[Path]) -> Iterator[PipConfigFile]:
-    """The files that exist and decode, parsed; unreadable ones are skipped."""
+    """Each file that exists and decodes, parsed (``parser`` None and ``error`` set when it is
+    not valid INI); missing or unreadable files are skipped."""
     for path in files:
         try:
             text = path.read_text(encoding="utf-8")
@@ -90,7 +91,7 @@ def read_pip_configs(files: Sequence[Path]) -> Iterator[PipConfigFile]:
         yield PipConfigFile(path, text, parser)
 
 
-def line_of(text: str, section: str | None, key: str) -> int | None:
+def _line_of(text: str, section: str | None, key: str) -> int | None:
     """The line number of ``key`` (``-`` and ``_`` alike) in ``section`` (None: any section)."""
     current = ""
     for n, line in enumerate(text.splitlines(), 1):
@@ -99,7 +100,7 @@ def line_of(text: str, section: str | None, key: str) -> int | None:
         if m:
             current = m.group(1).lower()
         elif section in (None, current) and re.match(
-            rf"{key}\s*[=:]", s.replace("_", "-"), re.I
+            rf"{re.escape(key)}\s*[=:]", s.replace("_", "-"), re.I
         ):
             return n
     return None

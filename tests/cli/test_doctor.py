@@ -122,3 +122,13 @@ def test_pip_config_checker(cli_env: CliEnv) -> None:
     assert "trusted-host = a.example b.example" in found[0].message
     assert check_pip_config({}, [])[0].level == "ok"
     assert check_pip_config({"PIP_TRUSTED_HOST": "x.example"}, [])[0].level == "warn"
+
+
+def test_pip_config_checker_names_the_line_past_odd_keys(cli_env: CliEnv) -> None:
+    from pip_91n.cli_doctor import check_pip_config
+
+    cli_env.pip_conf.parent.mkdir(parents=True)
+    cli_env.pip_conf.write_text("[global]\nfoo(+ = 1\ntrusted_host = a.example\n")
+    found = check_pip_config({}, [cli_env.pip_conf])
+    assert [f.level for f in found] == ["warn"]
+    assert found[0].message.startswith(f"{cli_env.pip_conf}:3: trusted-host")
