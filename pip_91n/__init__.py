@@ -6,8 +6,6 @@ imports this module first. Nothing here may import httpx, pip or anything heavy;
 public names that need them are resolved lazily through ``__getattr__``.
 """
 
-from __future__ import annotations
-
 __version__ = "0.1.0"
 
 # name -> module that defines it, imported on first access.

@@ -18,7 +18,6 @@ from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-from packaging.version import InvalidVersion, Version
 
 from pip_91n.catalog import Mirror
 from pip_91n.pages import JSON_TYPE, is_page_content_type, parse_page
@@ -35,6 +34,8 @@ from pip_91n.routing import (
 from pip_91n.staleness import judge_page
 
 if TYPE_CHECKING:
+    from packaging.version import Version
+
     from pip_91n.transport import FailoverTransport
 
 __all__ = ["PIN_EXTENSION", "AttemptState", "Attempter", "Outcome"]
@@ -139,6 +140,8 @@ def _pin(request: httpx.Request) -> Version | None:
     raw: Any = request.extensions.get(PIN_EXTENSION)
     if raw is None:
         return None
+    from packaging.version import InvalidVersion, Version
+
     if isinstance(raw, Version):
         return raw
     try:

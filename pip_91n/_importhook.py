@@ -11,10 +11,9 @@ spec and wraps its loader so that the hooks run after the module's code. Rules:
   fails the import of the module (wrapt's own warning: a raising hook breaks the import);
 - a thread-local guard keeps the finder from recursing into itself.
 
-This module is imported at every interpreter start: it imports nothing but builtins.
+This module is imported at every interpreter start: it imports nothing but builtins (not
+even ``__future__``: the annotations that need it are strings).
 """
-
-from __future__ import annotations
 
 import _thread
 import sys
@@ -31,8 +30,8 @@ if TYPE_CHECKING:
 __all__ = ["pending", "register", "report"]
 
 _lock = _thread.RLock()
-_hooks: dict[str, list[Hook]] = {}
-_finder: _Finder | None = None
+_hooks: "dict[str, list[Hook]]" = {}
+_finder: "_Finder | None" = None
 _guard = _thread._local()
 
 
@@ -47,7 +46,7 @@ def report(message: str) -> None:
         pass
 
 
-def _run(hook: Hook, module: ModuleType) -> None:
+def _run(hook: "Hook", module: "ModuleType") -> None:
     try:
         hook(module)
     except Exception as exc:
@@ -55,7 +54,7 @@ def _run(hook: Hook, module: ModuleType) -> None:
         report(f"post-import hook {name} for {module.__name__} failed ({exc!r}); ignored")
 
 
-def _fire(module: ModuleType) -> None:
+def _fire(module: "ModuleType") -> None:
     with _lock:
         hooks = _hooks.pop(module.__name__, [])
     for hook in hooks:  # outside the lock
@@ -68,7 +67,7 @@ def pending(name: str) -> int:
         return len(_hooks.get(name, ()))
 
 
-def register(name: str, hook: Hook) -> None:
+def register(name: str, hook: "Hook") -> None:
     """Run ``hook(module)`` once ``name`` is imported (now, if it already is)."""
     global _finder
     with _lock:
@@ -91,14 +90,14 @@ def unregister(name: str) -> None:
 class _Loader:
     """Wraps the real loader: runs the module, then its post-import hooks."""
 
-    def __init__(self, loader: Any) -> None:
+    def __init__(self, loader: "Any") -> None:
         self.loader = loader
 
-    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+    def create_module(self, spec: "ModuleSpec") -> "ModuleType | None":
         create = getattr(self.loader, "create_module", None)
         return create(spec) if create is not None else None
 
-    def exec_module(self, module: ModuleType) -> None:
+    def exec_module(self, module: "ModuleType") -> None:
         # Put the real loader back before the module's code sees it.
         module.__loader__ = self.loader
         spec = getattr(module, "__spec__", None)
@@ -112,8 +111,9 @@ class _Finder:
     """Front of ``sys.meta_path``: answers only for modules with pending hooks."""
 
     def find_spec(
-        self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
-    ) -> ModuleSpec | None:
+        self, fullname: str, path: "Sequence[str] | None" = None,
+        target: "ModuleType | None" = None,
+    ) -> "ModuleSpec | None":
         if fullname not in _hooks:  # unlocked peek: the common case costs one dict lookup
             return None
         busy: set[str] | None = getattr(_guard, "names", None)

@@ -63,18 +63,27 @@ class ChainShim:
 
     def __init__(self, config: MirrorConfig, chain: Sequence[Mirror],
                  transport: FailoverTransport | None = None, *,
+                 inner: httpx.BaseTransport | None = None,
                  stream_from: int | None = BUFFER_MAX) -> None:
         self.config = config
         #: files this large stream to pip; smaller ones (all, when None) arrive verified
         self.stream_from = stream_from
         self.chain = tuple(chain)
-        self.transport = transport or FailoverTransport.from_config(config, chain=self.chain)
+        self.transport = transport or FailoverTransport.from_config(config, chain=self.chain,
+                                                                    inner=inner)
+        self.inner = inner
         self.options = DownloadOptions.from_config(config)
         self.pool = _Shared(self.transport.transport_for(None))
         self.pins: dict[str, str] = {}  # project -> exact version pip asked for
         self._lock = threading.Lock()
 
     # -- bookkeeping -------------------------------------------------------------------------
+
+    def bind(self, session: Any, adapter_for: Callable[[str], Any]) -> None:
+        """Send through ``session``'s own pools from now on (``inner`` a ``PipPoolTransport``)."""
+        bind = getattr(self.inner, "bind", None)
+        if bind is not None:
+            bind(session, adapter_for)
 
     def note_pin(self, project: str, version: str) -> None:
         with self._lock:

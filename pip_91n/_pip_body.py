@@ -106,12 +106,12 @@ class EngineBody(io.RawIOBase):
         urls = self.shim.candidates(self.res, self.request_url)
         if not urls:
             return None
-        path = fetch_small(urls[0], self.sha256, size, filename=self.res.filename,
+        data = fetch_small(urls[0], self.sha256, size, filename=self.res.filename,
                            options=self.shim.options,
                            transport=self.shim.pool, on_attempt=self._attempt)
-        if path is None:
+        if data is None:
             return None
-        self.spool = open(path, "rb")  # noqa: SIM115 - closed with this body
+        self.spool = io.BytesIO(data)
         self._done(size)
         return size
 

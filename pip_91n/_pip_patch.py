@@ -7,8 +7,8 @@
    vendored requests has ``BaseAdapter.send(request, stream, timeout, verify, cert,
    proxies)``, ``Response`` and ``CaseInsensitiveDict`` (true from pip 23.x to 26.x);
 2. it loads the pip-91n configuration (a broken one: one stderr line, pip stays stock);
-3. it imports everything the shim will need, now, before pip starts installing (pip 26.1+
-   warns about, and will refuse, imports after that point);
+3. it imports what serving pages and small files needs (``PREIMPORT``), now, before pip
+   starts installing (pip 26.1+ warns about, and 26.3 refuses, imports after that point);
 4. it wraps ``PipSession.__init__``: after pip mounted its own adapters (HTTP cache,
    truststore TLS, ``--trusted-host``, ``file://``), a ``ChainAdapter`` is mounted for the
    origins of pypi.org, files.pythonhosted.org and each chain mirror. It serves what the
@@ -40,12 +40,16 @@ _INIT_PARAMS = frozenset({"retries", "cache", "trusted_hosts", "index_urls"})
 _SEND_PARAMS = ("self", "request", "stream", "timeout", "verify", "cert", "proxies")
 _PYPI_ORIGINS = ("https://pypi.org/", "https://files.pythonhosted.org/",
                  "https://pypi.python.org/")
-#: Imported by ``apply`` so nothing is imported once pip installs (pip 26.1+ audit hook).
+#: Imported when the shim is built, so that serving a page or a small file never imports
+#: once pip installs (pip 26.1+ audits, and 26.3 blocks, imports from that point: pip's
+#: version check still asks for a page then). Left to first use, which is always while pip
+#: resolves and downloads: the download engine (large or resumed files) and ``packaging``
+#: (exact pins).
 PREIMPORT = (
-    "httpx", "httpcore", "h11", "certifi", "idna", "platformdirs",
-    "packaging.version", "packaging.specifiers",
-    "pip_91n._pip_adapter", "pip_91n._pip_body", "pip_91n.transport", "pip_91n._attempt",
-    "pip_91n.download", "pip_91n.download_engine", "pip_91n.download_http", "pip_91n.partials",
+    "httpx", "idna",
+    "pip_91n._pip_adapter", "pip_91n._pip_body", "pip_91n._pip_pool", "pip_91n.transport",
+    "pip_91n._attempt",
+    "pip_91n.download", "pip_91n.download_http", "pip_91n.partials",
     "pip_91n.segments", "pip_91n.filelock", "pip_91n._statefile", "pip_91n._workers",
     "pip_91n.staleness", "pip_91n.pages", "pip_91n.known_files", "pip_91n.ranking",
     "pip_91n.health", "pip_91n.requestlog", "pip_91n.routing", "pip_91n._proxies",
@@ -101,6 +105,10 @@ def check(module: Any) -> str | None:
     send = tuple(inspect.signature(getattr(base, "send")).parameters)  # noqa: B009
     if send != _SEND_PARAMS:
         return f"BaseAdapter.send{send} differs"
+    http: Any = getattr(adapters, "HTTPAdapter", None)
+    if not inspect.isclass(http) or not all(
+            callable(getattr(http, n, None)) for n in ("send", "build_response")):
+        return "requests.adapters.HTTPAdapter is missing"
     models = importlib.import_module("pip._vendor.requests.models")
     structures = importlib.import_module("pip._vendor.requests.structures")
     if not isinstance(getattr(models, "Response", None), type) or not isinstance(
@@ -191,6 +199,7 @@ def _prepare() -> Any:
     _preimport()
     _quiet_loggers()
     from pip_91n._pip_adapter import ChainShim, make_adapter_class
+    from pip_91n._pip_pool import PipPoolTransport
     from pip_91n.ranking import resolve_chain
 
     adapters = importlib.import_module("pip._vendor.requests.adapters")
@@ -201,7 +210,9 @@ def _prepare() -> Any:
         adapters.BaseAdapter, models.Response, structures.CaseInsensitiveDict,
         lambda url, msg: exceptions.ReadTimeoutError(None, url, msg))
     _state["config"] = config
-    return ChainShim(config, resolve_chain(config), stream_from=_stream_from())
+    pool = PipPoolTransport(adapters.HTTPAdapter, models.PreparedRequest,
+                            structures.CaseInsensitiveDict)
+    return ChainShim(config, resolve_chain(config), inner=pool, stream_from=_stream_from())
 
 
 def mount_prefixes(chain: Sequence[Any], trusted: Iterable[tuple[str, int | None]] = ()
@@ -225,14 +236,27 @@ def mount_prefixes(chain: Sequence[Any], trusted: Iterable[tuple[str, int | None
 def _stream_from() -> int | None:
     """Stream large files only to pips that resume a broken download themselves (>= 25.2):
     older ones get every file whole and verified."""
-    from packaging.version import InvalidVersion, Version
-
     from pip_91n._pip_body import BUFFER_MAX
 
-    try:
-        return BUFFER_MAX if Version(_pip_version()) >= Version("25.2") else None
-    except InvalidVersion:
-        return None
+    return BUFFER_MAX if _release(_pip_version()) >= (25, 2) else None
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """The leading numbers of a version string (``"25.2.dev0"`` -> ``(25, 2)``); ``()``
+    for one that starts with none."""
+    out: list[int] = []
+    for part in version.split("."):
+        digits = ""
+        for ch in part:
+            if not ch.isdigit():
+                break
+            digits += ch
+        if not digits:
+            break
+        out.append(int(digits))
+        if len(digits) != len(part):
+            break
+    return tuple(out)
 
 
 def _shim() -> Any:
@@ -255,6 +279,7 @@ def _mount(session: Any) -> None:
         trusted = getattr(session, "pip_trusted_origins", ())
         prefixes = mount_prefixes(shim.chain, trusted)
         adapter = _state["adapter_cls"](shim, dict(session.adapters))
+        shim.bind(session, adapter.pip_adapter)
         for prefix in prefixes:
             session.mount(prefix, adapter)
         session._pip_91n_prefixes = prefixes

@@ -11,8 +11,6 @@ module, ``pip_91n._pip_patch.apply`` checks pip's structure and patches it. Proc
 never import pip pay for two small module imports and one dict lookup per import.
 """
 
-from __future__ import annotations
-
 import os
 
 __all__ = ["SESSION_MODULE", "disabled", "init"]

@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from pip_91n.config import DEFAULT_TIMEOUT, Source, parse_seconds
-from pip_91n.download_engine import Download, EngineOptions, hash_file, pread
 from pip_91n.errors import ConfigError, DownloadFailed
 from pip_91n.partials import (
     DEFAULT_MAX_AGE,
@@ -49,6 +48,7 @@ if TYPE_CHECKING:
 
     from pip_91n.catalog import Mirror
     from pip_91n.config import MirrorConfig
+    from pip_91n.download_engine import Download, EngineOptions
     from pip_91n.health import HealthStore
 
 __all__ = [
@@ -131,6 +131,8 @@ class DownloadOptions:
                        **overrides)  # type: ignore[arg-type]
 
     def engine(self) -> EngineOptions:
+        from pip_91n.download_engine import EngineOptions
+
         return EngineOptions(
             segment_threshold=self.segment_threshold,
             max_connections=max(1, self.max_connections),
@@ -192,6 +194,8 @@ def _engine(
     transport: httpx.BaseTransport | None,
     on_attempt: OnAttempt | None,
 ) -> Download:
+    from pip_91n.download_engine import Download
+
     urls, sha = _check(candidates, sha256)
     opts = options if options is not None else DownloadOptions.from_env()
     return Download(
@@ -224,6 +228,8 @@ def fetch(
     Returns the path written. Raises ``DownloadFailed`` (listing each source and why) when no
     source delivers the file with that hash; the partial is kept for the next call.
     """
+    from pip_91n.download_engine import hash_file
+
     eng = _engine(candidates, sha256, size=size, filename=filename, progress=progress,
                   options=options, transport=transport, on_attempt=on_attempt)
     target = Path(dest)
@@ -290,12 +296,16 @@ class DownloadStream:
 
     def _check_replaced(self) -> None:
         """After a restart: the bytes already handed out must equal the verified file's."""
+        from pip_91n.download_engine import hash_file
+
         path = self._eng.data_path
         assert path is not None
         if self._pos and hash_file(path, self._pos) != self._hasher.hexdigest():
             raise DownloadFailed(self.filename, [*self._eng.attempts]) from None
 
     def read(self, n: int = -1) -> bytes:
+        from pip_91n.download_engine import pread
+
         if self._closed:
             raise ValueError("read from a closed DownloadStream")
         eng = self._eng
@@ -399,17 +409,17 @@ def fetch_small(
     options: DownloadOptions | None = None,
     transport: httpx.BaseTransport | None = None,
     on_attempt: OnAttempt | None = None,
-) -> Path | None:
+) -> bytes | None:
     """The fast path for a small file whose ``size`` is known (a page named it): one
-    streamed GET of ``url`` in the calling thread, no engine threads, journal or metadata.
-    The bytes go to the entry's ``.part`` in the partial store and become its verified
-    ``.complete`` file (the one the engine reuses) only once size and sha256 matched.
+    streamed GET of ``url`` into memory, in the calling thread: no engine threads, no lock,
+    nothing written to disk when it works. The bytes are returned only once size and sha256
+    matched; they are not kept in the cache (pip's own HTTP cache keeps what pip fetched).
 
-    Returns that path, or None when the fast path does not apply (``size`` at or above the
-    segment threshold, a partial or verified copy already there, another process holding the
-    file's lock) or the GET failed (reported through ``on_attempt``). A body cut short is
-    kept as a partial (journal and metadata, as the engine writes them), wrong bytes are not.
-    The caller then runs the engine, which reuses, resumes, fails over and waits as usual.
+    Returns None when the fast path does not apply (``size`` at or above the segment
+    threshold, a partial or verified copy of the file in the cache) or the GET failed
+    (reported through ``on_attempt``). A body cut short becomes a partial the engine resumes
+    (when no other process holds the file's lock); wrong bytes are dropped. The caller then
+    runs the engine, which reuses, resumes, fails over and waits as usual.
     ``transport`` is closed with the client, as the engine's is (lend a shared pool wrapped).
     """
     import httpx
@@ -421,77 +431,72 @@ def fetch_small(
     if size < 0 or size >= opts.segment_threshold:
         return None
     store = PartialStore(opts.cache_dir)
-    lock = store.lock(sha)
-    if not lock.try_acquire():
+    if any(store.path(sha, s).exists() for s in (".complete", ".part")):
         return None
+    t0 = time.monotonic()
+    first_byte, digest = 0.0, hashlib.sha256()
+    body = bytearray()
+    reason: str | None = None
+    validator = ""
     try:
-        if any(store.path(sha, s).exists() for s in (".complete", ".part", ".ranges", ".json")):
-            return None
-        with contextlib.suppress(OSError):
-            store.clean(max_age=opts.max_age, max_bytes=opts.max_bytes, keep=frozenset({sha}))
-        part = store.path(sha, ".part")
-        t0 = time.monotonic()
-        first_byte, n, digest = 0.0, 0, hashlib.sha256()
-        reason: str | None = None
-        validator = ""
-        try:
-            with httpx.Client(transport=transport, timeout=httpx.Timeout(opts.timeout),
-                              verify=opts.verify, follow_redirects=True,
-                              headers={**opts.headers, "Accept-Encoding": "identity"}
-                              ) as client, client.stream("GET", urls[0]) as resp:
-                first_byte = time.monotonic() - t0
-                verdict = judge(resp.status_code, resp.headers, start=0, size=size)
-                if verdict.action != "accept":
-                    reason = verdict.reason or f"HTTP {resp.status_code}"
-                else:
-                    validator = resp.headers.get("etag") or resp.headers.get("last-modified", "")
-                    with open(part, "wb") as out:
-                        for chunk in resp.iter_raw(opts.chunk_size):
-                            if n + len(chunk) > size:
-                                n += len(chunk)
-                                break
-                            out.write(chunk)
-                            digest.update(chunk)
-                            n += len(chunk)
-        except (httpx.HTTPError, OSError) as exc:
-            reason = describe(exc)
-        if reason is None and n != size:
-            reason = f"serves {n}{'+' if n > size else ''} bytes, expected {size}"
-        if reason is None and digest.hexdigest() != sha:
-            reason = (f"sha256 mismatch (got {digest.hexdigest()[:12]}..., expected "
-                      f"{sha[:12]}...)")
-            log.warning("pip-91n: %s: %s; fetching it again", filename or _filename(urls[0]),
-                        reason)  # as the engine says it
-        if reason is not None:
-            if 0 < n < size and not reason.startswith("serves"):  # cut short: resumable
-                _keep_partial(store, PartialMeta(sha, filename or _filename(urls[0]), size,
-                                                 {urls[0]: validator} if validator else {}), n)
+        with httpx.Client(transport=transport, timeout=httpx.Timeout(opts.timeout),
+                          verify=opts.verify, follow_redirects=True,
+                          headers={**opts.headers, "Accept-Encoding": "identity"}
+                          ) as client, client.stream("GET", urls[0]) as resp:
+            first_byte = time.monotonic() - t0
+            verdict = judge(resp.status_code, resp.headers, start=0, size=size)
+            if verdict.action != "accept":
+                reason = verdict.reason or f"HTTP {resp.status_code}"
             else:
-                with contextlib.suppress(OSError):
-                    part.unlink()
-            if on_attempt is not None:
-                on_attempt(urls[0], reason, time.monotonic() - t0)
-            return None
-        complete = store.path(sha, ".complete")
-        os.replace(part, complete)
+                validator = resp.headers.get("etag") or resp.headers.get("last-modified", "")
+                for chunk in resp.iter_raw(opts.chunk_size):
+                    body += chunk
+                    if len(body) > size:
+                        break
+                    digest.update(chunk)
+    except (httpx.HTTPError, OSError) as exc:
+        reason = describe(exc)
+    n = len(body)
+    if reason is None and n != size:
+        reason = f"serves {n}{'+' if n > size else ''} bytes, expected {size}"
+    if reason is None and digest.hexdigest() != sha:
+        reason = (f"sha256 mismatch (got {digest.hexdigest()[:12]}..., expected "
+                  f"{sha[:12]}...)")
+        log.warning("pip-91n: %s: %s; fetching it again", filename or _filename(urls[0]),
+                    reason)  # as the engine says it
+    if reason is not None:
+        if 0 < n < size and not reason.startswith("serves"):  # cut short: resumable
+            _keep_partial(store, PartialMeta(sha, filename or _filename(urls[0]), size,
+                                             {urls[0]: validator} if validator else {}),
+                          bytes(body))
         if on_attempt is not None:
-            on_attempt(urls[0], None, first_byte)
-        return complete
-    finally:
-        lock.release()
+            on_attempt(urls[0], reason, time.monotonic() - t0)
+        return None
+    if on_attempt is not None:
+        on_attempt(urls[0], None, first_byte)
+    return bytes(body)
 
 
-def _keep_partial(store: PartialStore, meta: PartialMeta, nbytes: int) -> None:
-    """Make the first ``nbytes`` of the entry's ``.part`` a partial the engine resumes."""
+def _keep_partial(store: PartialStore, meta: PartialMeta, data: bytes) -> None:
+    """Store ``data``, the first bytes of the file, as a partial the engine resumes (unless
+    another process holds the file's lock: it is fetching the file itself)."""
+    lock = store.lock(meta.sha256)
+    if not lock.try_acquire():
+        return
     try:
+        if store.path(meta.sha256, ".part").exists():
+            return
+        store.path(meta.sha256, ".part").write_bytes(data)
         journal = Journal(store.path(meta.sha256, ".ranges"))
         try:
-            journal.record(0, nbytes)
+            journal.record(0, len(data))
         finally:
             journal.close()
         store.save_meta(meta)
     except OSError:
         store.discard(meta.sha256, keep_complete=True)
+    finally:
+        lock.release()
 
 
 def health_reporter(health: HealthStore, chain: Sequence[Mirror]) -> OnAttempt:

@@ -14,15 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
-from packaging.version import InvalidVersion, Version
+if TYPE_CHECKING:  # ``packaging`` is imported when a pin is judged, not with every page
+    from packaging.version import Version
 
 __all__ = [
     "PageVerdict",
@@ -50,6 +45,9 @@ def newer_serial(seen: int | None, serial: int | None) -> int | None:
 
 def exact_pin(requirement: str) -> Version | None:
     """The version of an exact ``==X`` / ``===X`` pin (no wildcard), else None."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
     spec = requirement.strip()
     try:
         specs = list(SpecifierSet(spec))
@@ -65,6 +63,14 @@ def exact_pin(requirement: str) -> Version | None:
 
 def versions_in(filenames: Iterable[str]) -> frozenset[Version]:
     """Versions named by wheel and sdist filenames (others ignored)."""
+    from packaging.utils import (
+        InvalidSdistFilename,
+        InvalidWheelFilename,
+        parse_sdist_filename,
+        parse_wheel_filename,
+    )
+    from packaging.version import InvalidVersion
+
     out: set[Version] = set()
     for name in filenames:
         try:

@@ -3,10 +3,11 @@
     python -m tests.harness.wheelhouse [DIR] [--pip VERSION ...]
 
 DIR defaults to ``$PIP_91N_TEST_WHEELHOUSE`` or ``<repo>/.wheelhouse``. It gets the project's
-runtime dependencies (from pyproject.toml, resolved for this Python) and the requested pip wheels
-(``--pip 24.0 --pip latest``; ``$PIP_91N_TEST_PIP`` is added when set). When DIR already
-satisfies everything (checked offline) nothing is downloaded; otherwise ``python -m pip
-download`` fetches what is missing with your normal pip configuration (index, proxy).
+runtime dependencies (from pyproject.toml, resolved for this Python), pip-tools with its
+dependencies (for ``tests/hook/test_pip_tools.py``; each group resolved for this Python) and the
+requested pip wheels (``--pip 24.0 --pip latest``; ``$PIP_91N_TEST_PIP`` is added when set). When
+DIR already satisfies a group (checked offline) nothing is downloaded for it; otherwise ``python
+-m pip download`` fetches what is missing with your normal pip configuration (index, proxy).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from pathlib import Path
 from .venvs import ENV_PIP, REPO, clean_env, wheelhouse_dir
 
 FALLBACK_DEPS = ["httpx>=0.27", "platformdirs>=3.0", "packaging>=23.0", "tomli>=1.1; python_version < '3.11'"]
+
+# pip-compile/pip-sync for the hook tests (latest release; its dependencies resolve with it)
+PIP_TOOLS = ["pip-tools"]
 
 
 def project_dependencies() -> list[str]:
@@ -44,11 +48,12 @@ def _pip(args: Sequence[str], env: dict[str, str] | None, *, quiet: bool = False
     return subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, check=False).returncode
 
 
-def _groups(deps: list[str], pips: list[str]) -> list[list[str]]:
-    """Requirement sets resolved separately (two pip pins cannot share one resolve)."""
-    groups = [deps]
+def _groups(deps: list[str], pips: list[str]) -> list[tuple[list[str], bool]]:
+    """Requirement sets resolved separately (two pip pins cannot share one resolve), each with
+    whether it is a lone pip wheel (fetched with ``--no-deps``)."""
+    groups = [(deps, False), (list(PIP_TOOLS), False)]
     for version in pips:
-        groups.append(["pip"] if version == "latest" else [f"pip=={version}"])
+        groups.append((["pip"] if version == "latest" else [f"pip=={version}"], True))
     return groups
 
 
@@ -58,8 +63,8 @@ def fill(directory: Path, pips: Sequence[str]) -> int:
     pips = list(dict.fromkeys(pips))
     offline_env = clean_env(directory / ".home")
     status = 0
-    for group in _groups(deps, pips):
-        no_deps = ["--no-deps"] if group[0].startswith("pip") else []
+    for group, pip_wheel in _groups(deps, pips):
+        no_deps = ["--no-deps"] if pip_wheel else []
         common = ["download", "--only-binary=:all:", "--dest", str(directory), "-q", *no_deps]
         if group != ["pip"]:  # "latest" must ask the index; pins may already be here
             offline = [*common, "--no-index", "--find-links", str(directory), *group]

@@ -10,10 +10,10 @@ from tests.hook.helpers import RecordingProxy
 
 
 @pytest.fixture
-def recording_proxy() -> Iterator[Callable[[str], RecordingProxy]]:
+def recording_proxy() -> Iterator[Callable[[str | None], RecordingProxy]]:
     made: list[RecordingProxy] = []
 
-    def make(upstream: str) -> RecordingProxy:
+    def make(upstream: str | None) -> RecordingProxy:
         proxy = RecordingProxy(upstream)
         made.append(proxy)
         return proxy

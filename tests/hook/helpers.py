@@ -51,17 +51,20 @@ def pip_install(venv: Venv, env: dict[str, str], target: Path, *args: str,
 
 class RecordingProxy:
     """A reverse proxy in front of ``upstream`` that records each request's path and
-    headers (to prove which credentials reached which host)."""
+    headers (to prove which credentials reached which host). With ``upstream`` None it is a
+    forward HTTP proxy (``http_proxy``, ``pip --proxy``): it records the absolute URLs."""
 
-    def __init__(self, upstream: str) -> None:
-        self.upstream = upstream.rstrip("/")
+    def __init__(self, upstream: str | None) -> None:
+        self.upstream = (upstream or "").rstrip("/")
         self.seen: list[tuple[str, dict[str, str]]] = []
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 owner.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
-                req = urllib.request.Request(owner.upstream + self.path, headers={
+                target = self.path if self.path.startswith("http://") else (
+                    owner.upstream + self.path)
+                req = urllib.request.Request(target, headers={
                     k: v for k, v in self.headers.items() if k.lower() in ("accept", "range")})
                 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
                 try:

@@ -1,5 +1,6 @@
-"""The small-file fast path (``download.fetch_small``): one GET in the calling thread, only
-verified bytes published, and a clean hand-over to the engine whenever it does not apply."""
+"""The small-file fast path (``download.fetch_small``): one GET into memory in the calling
+thread, only verified bytes returned, nothing written when it works, and a clean hand-over to
+the engine whenever it does not apply."""
 
 from __future__ import annotations
 
@@ -16,27 +17,30 @@ Reports = list[tuple[str, "str | None"]]
 
 
 def _small(tmp_path: Path, fake: Fake, reports: Reports, size: int = len(DATA),
-           **opts: object) -> Path | None:
+           **opts: object) -> bytes | None:
     return fetch_small("http://a/f.whl", SHA, size, filename="f.whl",
                        options=_opts(tmp_path, **opts), transport=_router(a=fake),
                        on_attempt=lambda url, reason, s: reports.append((url, reason)))
 
 
 def _entries(tmp_path: Path) -> list[str]:
-    return sorted(p.name.split(".", 1)[1] for p in (tmp_path / "cache" / "partials").iterdir())
+    root = tmp_path / "cache" / "partials"
+    return sorted(p.name.split(".", 1)[1] for p in root.iterdir()) if root.is_dir() else []
 
 
-def test_publishes_the_verified_file_with_one_plain_get(tmp_path: Path) -> None:
+def test_returns_the_verified_bytes_of_one_plain_get_and_writes_nothing(tmp_path: Path) -> None:
     a, reports = Fake(), []
-    path = _small(tmp_path, a, reports)
-    assert path == PartialStore(tmp_path / "cache").path(SHA, ".complete")
-    assert path.read_bytes() == DATA
+    assert _small(tmp_path, a, reports) == DATA
     assert a.log == [(None, None)] and reports == [("http://a/f.whl", None)]
-    assert _entries(tmp_path) == ["complete", "lock"]
-    # the engine reuses it: no request
-    out = fetch(["http://a/f.whl"], SHA, tmp_path / "out", options=_opts(tmp_path),
-                transport=_router(a=a))
-    assert out.read_bytes() == DATA and len(a.log) == 1
+    assert _entries(tmp_path) == []
+
+
+def test_a_verified_copy_in_the_cache_is_left_to_the_engine(tmp_path: Path) -> None:
+    a, reports = Fake(), []
+    fetch(["http://a/f.whl"], SHA, tmp_path / "out", options=_opts(tmp_path),
+          transport=_router(a=a))
+    assert "complete" in _entries(tmp_path)
+    assert _small(tmp_path, a, reports) is None and len(a.log) == 1
 
 
 def test_does_not_apply_to_large_files_or_existing_entries(tmp_path: Path) -> None:
@@ -64,20 +68,20 @@ def test_wrong_bytes_are_never_kept(tmp_path: Path) -> None:
     bad, reports = Fake(data=DATA[:-1] + b"\0"), []
     assert _small(tmp_path, bad, reports) is None
     assert "sha256 mismatch" in (reports[0][1] or "")
-    assert _entries(tmp_path) == ["lock"]
+    assert _entries(tmp_path) == []
 
 
 def test_an_error_status_is_reported_and_nothing_kept(tmp_path: Path) -> None:
     a, reports = Fake(status=503), []
     assert _small(tmp_path, a, reports) is None
     assert reports == [("http://a/f.whl", "HTTP 503")]
-    assert _entries(tmp_path) == ["lock"]
+    assert _entries(tmp_path) == []
 
 
 def test_a_size_the_mirror_contradicts_hands_over_to_the_engine(tmp_path: Path) -> None:
     a, reports = Fake(), []
     assert _small(tmp_path, a, reports, size=len(DATA) - 1) is None
-    assert "serves" in (reports[0][1] or "") and _entries(tmp_path) == ["lock"]
+    assert "serves" in (reports[0][1] or "") and _entries(tmp_path) == []
 
 
 def test_plain_http_pools_never_load_a_ca_bundle(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,137 @@
+"""``pip_91n._pip_pool.PipPoolTransport`` in-process: the chain's requests over the pools of
+this interpreter's pip session, against loopback mirrors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from pip_91n._pip_pool import PipPoolTransport, translate
+from tests.harness import PackageIndex, ResetAfter, ServerError
+
+session_mod = pytest.importorskip("pip._internal.network.session")
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture
+def pip_session() -> Iterator[Any]:
+    session = session_mod.PipSession(retries=5)  # pip's own adapters retry; the pool must not
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def _pool(session: Any) -> PipPoolTransport:
+    from pip._vendor.requests.adapters import HTTPAdapter
+    from pip._vendor.requests.models import PreparedRequest
+    from pip._vendor.requests.structures import CaseInsensitiveDict
+
+    pool = PipPoolTransport(HTTPAdapter, PreparedRequest, CaseInsensitiveDict)
+    pool.bind(session, session.get_adapter)
+    return pool
+
+
+def _get(pool: PipPoolTransport, url: str | httpx.URL, timeout: float = 5.0) -> httpx.Response:
+    with httpx.Client(transport=pool, timeout=timeout) as client:
+        resp = client.get(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        resp.read()
+        return resp
+
+
+def _file_url(page: httpx.Response, filename: str) -> httpx.URL:
+    rel = next(f["url"] for f in page.json()["files"] if f["filename"] == filename)
+    return page.url.join(rel).copy_with(fragment=None)
+
+
+def test_pages_and_files_travel_over_one_pooled_connection(
+    pip_session: Any, dep_tree: PackageIndex, mirrors: Any,
+) -> None:
+    (mirror,) = mirrors(dep_tree, 1)
+    pool = _pool(pip_session)
+    page = _get(pool, mirror.simple_url + "lib-c/")
+    assert page.status_code == 200 and page.json()["name"] == "lib-c"
+    dist = dep_tree.get("lib_c-2.0-py3-none-any.whl")
+    assert dist is not None
+    body = _get(pool, _file_url(page, dist.filename))
+    assert body.content == dist.path.read_bytes()
+    assert body.headers["content-length"] == str(dist.size)
+    http = pip_session.get_adapter(mirror.url).poolmanager.connection_from_url(mirror.url)
+    assert (http.num_connections, http.num_requests) == (1, 2)  # pip's pool, kept alive
+
+
+def test_retries_stay_off_and_errors_become_httpx_errors(
+    pip_session: Any, dep_tree: PackageIndex, mirrors: Any, mirror_factory: Any,
+) -> None:
+    failing, resetting = mirrors(dep_tree, [ServerError(status=503),
+                                            ResetAfter(nbytes=500, kind="file")])
+    pool = _pool(pip_session)
+    assert _get(pool, failing.simple_url + "lib-c/").status_code == 503
+    assert failing.stats().total_requests == 1  # pip's adapter would have asked 6 times
+    with pytest.raises(httpx.ConnectError):
+        _get(pool, mirror_factory.refused().simple_url + "lib-c/")
+    page = _get(pool, resetting.simple_url + "lib-c/")
+    dist = dep_tree.get("lib_c-2.0-py3-none-any.whl")
+    assert dist is not None and dist.size > 500
+    with pytest.raises(httpx.ReadError):
+        _get(pool, _file_url(page, dist.filename))
+    # the dropped connection is not reused: the next request works
+    assert _get(pool, resetting.simple_url + "lib-c/").status_code == 200
+
+
+def test_the_proxy_of_the_pip_session_is_used(
+    pip_session: Any, dep_tree: PackageIndex, mirrors: Any, recording_proxy: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (mirror,) = mirrors(dep_tree, 1)
+    proxy = recording_proxy(None)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # the environment bypasses it; --proxy wins
+    pip_session.proxies = {"http": proxy.url, "https": proxy.url}  # what pip --proxy sets
+    assert _get(_pool(pip_session), mirror.simple_url + "lib-c/").status_code == 200
+    assert [path for path, _ in proxy.seen] == [mirror.simple_url + "lib-c/"]
+
+
+def test_the_environment_proxy_applies_unless_no_proxy_bypasses_it(
+    pip_session: Any, dep_tree: PackageIndex, mirrors: Any, recording_proxy: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (mirror,) = mirrors(dep_tree, 1)
+    proxy = recording_proxy(None)
+    monkeypatch.setenv("http_proxy", proxy.url)
+    assert _get(_pool(pip_session), mirror.simple_url + "lib-a/").status_code == 200
+    assert [path for path, _ in proxy.seen] == [mirror.simple_url + "lib-a/"]
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    assert _get(_pool(pip_session), mirror.simple_url + "lib-b/").status_code == 200
+    assert len(proxy.seen) == 1
+
+
+def test_an_unbound_pool_fails_like_a_dead_connection() -> None:
+    from pip._vendor.requests.adapters import HTTPAdapter
+    from pip._vendor.requests.models import PreparedRequest
+    from pip._vendor.requests.structures import CaseInsensitiveDict
+
+    pool = PipPoolTransport(HTTPAdapter, PreparedRequest, CaseInsensitiveDict)
+    with pytest.raises(httpx.ConnectError, match="no pip session"):
+        _get(pool, "http://127.0.0.1:9/simple/")
+
+
+def test_translate_maps_requests_and_urllib3_errors() -> None:
+    from pip._vendor.requests import exceptions as rex
+    from pip._vendor.urllib3 import exceptions as uex
+
+    cases = {
+        rex.ConnectTimeout("x"): httpx.ConnectTimeout,
+        rex.ReadTimeout("x"): httpx.ReadTimeout,
+        rex.ProxyError("x"): httpx.ProxyError,
+        rex.SSLError("x"): httpx.ConnectError,
+        rex.ConnectionError("x"): httpx.ConnectError,
+    }
+    for exc, cls in cases.items():
+        assert type(translate(exc, reading=False)) is cls, exc
+    assert type(translate(uex.ReadTimeoutError(None, "/", "slow"), reading=True)) \
+        is httpx.ReadTimeout
+    assert type(translate(uex.ProtocolError("reset"), reading=True)) is httpx.ReadError
