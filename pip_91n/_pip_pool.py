@@ -14,6 +14,7 @@ classes come from ``pip_91n._pip_patch``; this module imports no pip.
 
 from __future__ import annotations
 
+import os
 import threading
 import types
 import urllib.request
@@ -129,6 +130,16 @@ class PipPoolTransport(httpx.BaseTransport):
         out.update(getattr(session, "proxies", None) or {})
         return out
 
+    @staticmethod
+    def _verify(session: Any) -> Any:
+        """What requests verifies with for pip: ``--cert`` (the session's ``verify``), else
+        ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` from the environment, else True."""
+        verify = getattr(session, "verify", True)
+        if verify is True and getattr(session, "trust_env", True):
+            verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get(
+                "CURL_CA_BUNDLE") or True
+        return verify
+
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         session, adapter_for = self._session, self._adapter_for
         if session is None or adapter_for is None:
@@ -145,7 +156,7 @@ class PipPoolTransport(httpx.BaseTransport):
         try:
             resp = self._base.send(view, prep, stream=True,
                                    timeout=(timeouts.get("connect"), timeouts.get("read")),
-                                   verify=getattr(session, "verify", True),
+                                   verify=self._verify(session),
                                    cert=getattr(session, "cert", None),
                                    proxies=self._proxies(session, url))
         except Exception as exc:

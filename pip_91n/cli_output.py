@@ -2,7 +2,9 @@
 
 Every command builds plain data (rows of strings, dicts) and hands it to ``Output``, which
 decides how it looks. rich is imported only when a terminal will see it, so piping
-``pip-91n status`` into a file or CI log gives stable, uncoloured text.
+``pip-91n status`` into a file or CI log gives stable, uncoloured text. rich is optional
+(``pip install 'pip-91n[cli]'``): pip-91n lives in every environment that runs pip, so it
+keeps its own dependencies few; without rich a terminal gets the plain text too.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ class Output:
         self.err = err if err is not None else sys.stderr
         self.json_mode = json_mode
         tty = _isatty(self.stream)
-        self.rich = not json_mode and (color == "always" or (color == "auto" and tty))
+        self.rich = not json_mode and (color == "always" or (color == "auto" and tty)) \
+            and _rich_installed()
         self.color = color != "never" and "NO_COLOR" not in os.environ
         self._console: Console | None = None
 
@@ -129,6 +132,12 @@ class Output:
             return
         with self.console.status(text):
             yield
+
+
+def _rich_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("rich") is not None
 
 
 def _isatty(stream: IO[str]) -> bool:

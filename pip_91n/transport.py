@@ -58,7 +58,7 @@ def demote_domain(pending: Sequence[Mirror], domain: str) -> list[Mirror]:
 class _Race:
     """The shared state of one request's attempts."""
 
-    results: queue.Queue[Outcome] = field(default_factory=queue.Queue)
+    results: queue.SimpleQueue[Outcome] = field(default_factory=queue.SimpleQueue)
     lock: threading.Lock = field(default_factory=threading.Lock)
     done: bool = False
 

@@ -87,6 +87,19 @@ def test_plain_output_when_not_a_tty_and_rich_when_forced(cli: Runner) -> None:
     assert forced.code == 0 and "\x1b[" in forced.out
 
 
+def test_without_rich_a_terminal_gets_plain_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from pip_91n import cli_output
+
+    assert cli_output.Output(color="always", stream=io.StringIO()).rich  # rich is installed
+    monkeypatch.setattr(cli_output, "_rich_installed", lambda: False)
+    out = cli_output.Output(color="always", stream=io.StringIO())
+    assert not out.rich
+    out.table(["a", "b"], [["1", "2"]])
+    assert "\x1b[" not in out.stream.getvalue() and "1" in out.stream.getvalue()
+
+
 def test_json_option_before_or_after_the_command(cli: Runner) -> None:
     assert cli("--json", "config", "show").json["settings"]
     assert cli("config", "show", "--json").json["settings"]

@@ -171,7 +171,7 @@ def test_python_startup_prints_nothing(shared_venv: Venv, sealed_env: dict[str, 
     assert shared_venv.py("-c", code).stdout.split() == ["1", "False"]
 
 
-def test_stdout_has_no_chain_noise_and_pip_download_and_index_work(
+def test_stdout_has_no_chain_noise_and_pip_download_index_and_wheel_work(
     shared_venv: Venv, dep_tree: PackageIndex, mirrors: Any, sealed_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
@@ -185,6 +185,11 @@ def test_stdout_has_no_chain_noise_and_pip_download_and_index_work(
     assert "pip-91n " in proc.stderr  # PIP_91N_LOG=- : one line per request on stderr
     proc = shared_venv.pip("index", "versions", "app", env=env, check=False)
     assert proc.returncode == 0 and "2.0, 1.0" in proc.stdout, proc.stderr
+    # the `pip` console script (not `python -m pip`), and `pip wheel`
+    proc = shared_venv.run(shared_venv.script("pip"), "wheel", "--no-cache-dir", "-w",
+                           str(tmp_path / "w"), "app", env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((tmp_path / "w").glob("*.whl"))) == 4
 
 
 def test_unknown_pip_structure_leaves_pip_alone(

@@ -60,8 +60,12 @@ def test_pages_and_files_travel_over_one_pooled_connection(
     body = _get(pool, _file_url(page, dist.filename))
     assert body.content == dist.path.read_bytes()
     assert body.headers["content-length"] == str(dist.size)
-    http = pip_session.get_adapter(mirror.url).poolmanager.connection_from_url(mirror.url)
-    assert (http.num_connections, http.num_requests) == (1, 2)  # pip's pool, kept alive
+    manager = pip_session.get_adapter(mirror.url).poolmanager
+    # urllib3's RecentlyUsedContainer refuses iteration; keys() is its way
+    keys = manager.pools.keys()
+    pools = [manager.pools[key] for key in keys if key.key_port == mirror.port]
+    # pip's own pool served both, over one kept-alive connection
+    assert [(p.num_connections, p.num_requests) for p in pools] == [(1, 2)]
 
 
 def test_retries_stay_off_and_errors_become_httpx_errors(
@@ -135,3 +139,20 @@ def test_translate_maps_requests_and_urllib3_errors() -> None:
     assert type(translate(uex.ReadTimeoutError(None, "/", "slow"), reading=True)) \
         is httpx.ReadTimeout
     assert type(translate(uex.ProtocolError("reset"), reading=True)) is httpx.ReadError
+
+
+def test_tls_verification_follows_pip_and_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    session = types.SimpleNamespace(verify=True, trust_env=True)
+    assert PipPoolTransport._verify(session) is True  # pip's own context (truststore)
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ca/curl.pem")
+    assert PipPoolTransport._verify(session) == "/etc/ca/curl.pem"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ca/requests.pem")
+    assert PipPoolTransport._verify(session) == "/etc/ca/requests.pem"
+    session.verify = "/etc/ca/pip-cert.pem"  # pip --cert
+    assert PipPoolTransport._verify(session) == "/etc/ca/pip-cert.pem"
+    session.verify, session.trust_env = True, False
+    assert PipPoolTransport._verify(session) is True
