@@ -242,21 +242,12 @@ def _stream_from() -> int | None:
 
 
 def _release(version: str) -> tuple[int, ...]:
-    """The leading numbers of a version string (``"25.2.dev0"`` -> ``(25, 2)``); ``()``
-    for one that starts with none."""
-    out: list[int] = []
-    for part in version.split("."):
-        digits = ""
-        for ch in part:
-            if not ch.isdigit():
-                break
-            digits += ch
-        if not digits:
-            break
-        out.append(int(digits))
-        if len(digits) != len(part):
-            break
-    return tuple(out)
+    """The leading release numbers of a version (``"25.2.dev0"`` -> ``(25, 2)``; ``()`` when
+    it starts with none): enough to compare pip versions without ``packaging``."""
+    import re
+
+    m = re.match(r"\d+(?:\.\d+)*", version.strip())
+    return tuple(int(n) for n in m.group().split(".")) if m else ()
 
 
 def _shim() -> Any:

@@ -18,11 +18,12 @@ import os
 import threading
 import types
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
+
+from pip_91n._proxies import proxy_for
 
 __all__ = ["PipPoolTransport", "translate"]
 
@@ -88,7 +89,6 @@ class PipPoolTransport(httpx.BaseTransport):
         self._adapter_for: Callable[[str], Any] | None = None
         self._views: dict[int, tuple[Any, Any]] = {}  # id(pip adapter) -> (adapter, view)
         self._env_proxies: dict[str, str] | None = None
-        self._bypass: dict[str, bool] = {}
 
     def bind(self, session: Any, adapter_for: Callable[[str], Any]) -> None:
         """Use ``session``'s settings and ``adapter_for(url)`` (the adapter pip had mounted
@@ -110,23 +110,16 @@ class PipPoolTransport(httpx.BaseTransport):
             self._views[id(adapter)] = (adapter, view)
             return view
 
-    def _proxies(self, session: Any, url: str) -> dict[str, str]:
-        """What ``requests.Session.merge_environment_settings`` would give: the session's
-        proxies over the environment's, unless ``no_proxy`` bypasses the host."""
+    def _proxies(self, session: Any, url: httpx.URL) -> dict[str, str]:
+        """What requests gives pip's own requests: the session's proxies (``--proxy``) over
+        the environment's, unless ``no_proxy`` exempts the host."""
         out: dict[str, str] = {}
         if getattr(session, "trust_env", True):
             if self._env_proxies is None:
                 self._env_proxies = urllib.request.getproxies_environment()
-            env = self._env_proxies
-            if env:
-                netloc = urlsplit(url).netloc.rpartition("@")[2]
-                bypass = self._bypass.get(netloc)
-                if bypass is None:
-                    check: Callable[[str, Mapping[str, str]], bool] = getattr(  # noqa: B009
-                        urllib.request, "proxy_bypass_environment")
-                    bypass = self._bypass[netloc] = "no" in env and check(netloc, env)
-                if not bypass:
-                    out.update((k, v) for k, v in env.items() if k != "no")
+            proxy = proxy_for(url, self._env_proxies)
+            if proxy:
+                out[url.scheme] = proxy
         out.update(getattr(session, "proxies", None) or {})
         return out
 
@@ -158,7 +151,7 @@ class PipPoolTransport(httpx.BaseTransport):
                                    timeout=(timeouts.get("connect"), timeouts.get("read")),
                                    verify=self._verify(session),
                                    cert=getattr(session, "cert", None),
-                                   proxies=self._proxies(session, url))
+                                   proxies=self._proxies(session, request.url))
         except Exception as exc:
             if _is_network_error(exc):
                 raise translate(exc, reading=False) from exc

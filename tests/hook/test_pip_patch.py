@@ -76,6 +76,14 @@ def test_unknown_structure_is_not_patched(clean_patch: None, chain_environ: Any,
     assert _pip_patch.state()["patched"] is False
 
 
+def test_pip_release_numbers_are_compared_without_packaging() -> None:
+    assert _pip_patch._release("25.2") == (25, 2)
+    assert _pip_patch._release("25.2.dev0") == (25, 2)
+    assert _pip_patch._release("26.0b1") == (26, 0)
+    assert _pip_patch._release("24.10.1") > (24, 2)
+    assert _pip_patch._release("?") == ()
+
+
 def test_mount_prefixes_skip_trusted_hosts() -> None:
     from pip_91n.catalog import mirror_from_url
 
