@@ -230,6 +230,35 @@ def test_build_isolation_subprocess_uses_the_chain(
     assert any("mini_backend-1.0-py3-none-any.whl" in line for line in log_lines(env))
 
 
+def _has_feature(venv: Venv, feature: str) -> bool:
+    code = ("from pip._internal.cli import cmdoptions as c; "
+            f"print({feature!r} in c.use_new_feature().choices)")
+    return venv.py("-c", code).stdout.strip() == "True"
+
+
+@pytest.mark.parametrize("features", [["inprocess-build-deps"],
+                                      ["inprocess-build-deps", "venv-isolation"]],
+                         ids=["inprocess", "inprocess+venv-isolation"])
+def test_in_process_build_deps_use_the_chain(
+    features: list[str], shared_venv: Venv, mirrors: Any, sealed_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """pip 26's in-process build-dependency install goes through the patched session; with
+    venv-isolation (whose build venv has no pip-91n) it is how the chain keeps serving."""
+    missing = [f for f in features if not _has_feature(shared_venv, f)]
+    if missing:
+        pytest.skip(f"pip {shared_venv.pip_version} has no --use-feature={missing[0]}")
+    index = PackageIndex()
+    index.add(make_wheel(tmp_path / "w", "mini-backend", "1.0", files={"backend.py": BACKEND}))
+    index.add(make_sdist_needing_backend(tmp_path / "s"), metadata=False)
+    head, good = mirrors(index, ["refused", None])
+    env = chain_env(sealed_env, [head, good])
+    options = [f"--use-feature={f}" for f in features]
+    pip_install(shared_venv, env, tmp_path / "t", *options, "needs-build")
+    assert installed(tmp_path / "t") == {"needs-build": "1.0"}
+    assert good.stats().bytes_by_file.get("mini_backend-1.0-py3-none-any.whl", 0) > 0
+
+
 @pytest.fixture(scope="module")
 def huge_index(tmp_path_factory: pytest.TempPathFactory) -> PackageIndex:
     """One 20 MiB wheel: above the 16 MiB buffer, so pip gets it streamed."""
