@@ -214,13 +214,18 @@ def test_unknown_pip_structure_leaves_pip_alone(
     assert own.stats().by_kind["file"] == 4
 
 
-def test_build_isolation_subprocess_uses_the_chain(
-    shared_venv: Venv, mirrors: Any, sealed_env: dict[str, str], tmp_path: Path,
-) -> None:
+def _needs_build_index(tmp_path: Path) -> PackageIndex:
+    """An sdist ``needs-build`` whose build backend is the wheel ``mini-backend``."""
     index = PackageIndex()
     index.add(make_wheel(tmp_path / "w", "mini-backend", "1.0", files={"backend.py": BACKEND}))
     index.add(make_sdist_needing_backend(tmp_path / "s"), metadata=False)
-    head, good = mirrors(index, ["refused", None])
+    return index
+
+
+def test_build_isolation_subprocess_uses_the_chain(
+    shared_venv: Venv, mirrors: Any, sealed_env: dict[str, str], tmp_path: Path,
+) -> None:
+    head, good = mirrors(_needs_build_index(tmp_path), ["refused", None])
     env = chain_env(sealed_env, [head, good])
     # pip's build subprocess gets -i https://pypi.org/simple (unreachable here): only the
     # chain, set up again from the inherited environment, can serve mini-backend to it
@@ -248,10 +253,7 @@ def test_in_process_build_deps_use_the_chain(
     missing = [f for f in features if not _has_feature(shared_venv, f)]
     if missing:
         pytest.skip(f"pip {shared_venv.pip_version} has no --use-feature={missing[0]}")
-    index = PackageIndex()
-    index.add(make_wheel(tmp_path / "w", "mini-backend", "1.0", files={"backend.py": BACKEND}))
-    index.add(make_sdist_needing_backend(tmp_path / "s"), metadata=False)
-    head, good = mirrors(index, ["refused", None])
+    head, good = mirrors(_needs_build_index(tmp_path), ["refused", None])
     env = chain_env(sealed_env, [head, good])
     options = [f"--use-feature={f}" for f in features]
     pip_install(shared_venv, env, tmp_path / "t", *options, "needs-build")
