@@ -71,19 +71,12 @@ class ChainShim:
         self.chain = tuple(chain)
         self.transport = transport or FailoverTransport.from_config(config, chain=self.chain,
                                                                     inner=inner)
-        self.inner = inner
         self.options = DownloadOptions.from_config(config)
         self.pool = _Shared(self.transport.transport_for(None))
         self.pins: dict[str, str] = {}  # project -> exact version pip asked for
         self._lock = threading.Lock()
 
     # -- bookkeeping -------------------------------------------------------------------------
-
-    def bind(self, session: Any, adapter_for: Callable[[str], Any]) -> None:
-        """Send through ``session``'s own pools from now on (``inner`` a ``PipPoolTransport``)."""
-        bind = getattr(self.inner, "bind", None)
-        if bind is not None:
-            bind(session, adapter_for)
 
     def note_pin(self, project: str, version: str) -> None:
         with self._lock:

@@ -210,8 +210,8 @@ def _prepare() -> Any:
         adapters.BaseAdapter, models.Response, structures.CaseInsensitiveDict,
         lambda url, msg: exceptions.ReadTimeoutError(None, url, msg))
     _state["config"] = config
-    pool = PipPoolTransport(adapters.HTTPAdapter, models.PreparedRequest,
-                            structures.CaseInsensitiveDict)
+    pool = _state["pool"] = PipPoolTransport(adapters.HTTPAdapter, models.PreparedRequest,
+                                             structures.CaseInsensitiveDict)
     return ChainShim(config, resolve_chain(config), inner=pool, stream_from=_stream_from())
 
 
@@ -270,7 +270,7 @@ def _mount(session: Any) -> None:
         trusted = getattr(session, "pip_trusted_origins", ())
         prefixes = mount_prefixes(shim.chain, trusted)
         adapter = _state["adapter_cls"](shim, dict(session.adapters))
-        shim.bind(session, adapter.pip_adapter)
+        _state["pool"].bind(session, adapter.pip_adapter)  # the chain sends over its pools
         for prefix in prefixes:
             session.mount(prefix, adapter)
         session._pip_91n_prefixes = prefixes
@@ -353,6 +353,7 @@ def unpatch() -> bool:
             _unmount(session)
         _sessions.clear()
         _state.pop("failed", None)
+        _state.pop("pool", None)
         shim = _state.pop("shim", None)
         if shim is not None:
             with contextlib.suppress(Exception):
