@@ -1,26 +1,23 @@
 """One attempt: fetch one resource from one mirror, verify it, or say why not.
 
-Used by ``pip_91n.transport.FailoverTransport`` (which runs attempts in threads and races
-them). Third-party errors are translated into failure reasons here, at one boundary.
+Used by ``pip_91n.failover.Failover`` (which runs attempts in threads and races them).
+Requests go out through the mirror's ``Wire``; wire errors become failure reasons here, at
+one boundary.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import urljoin, urlsplit
-
-import httpx
+from urllib.parse import urlsplit
 
 from pip_91n.catalog import Mirror
-from pip_91n.pages import JSON_TYPE, is_page_content_type, parse_page
+from pip_91n.pages import JSON_TYPE, ProjectPage, is_page_content_type, parse_page
 from pip_91n.routing import (
     KIND_FILE,
     KIND_INDEX,
@@ -32,21 +29,20 @@ from pip_91n.routing import (
     split_credentials,
 )
 from pip_91n.staleness import judge_page
+from pip_91n.wire import READ_TIMEOUT, WireError, WireResponse, decode_body, describe, follow
 
 if TYPE_CHECKING:
     from packaging.version import Version
 
-    from pip_91n.transport import FailoverTransport
+    from pip_91n.failover import Failover
 
-__all__ = ["PIN_EXTENSION", "AttemptState", "Attempter", "Outcome"]
+__all__ = ["PIN_EXTENSION", "Ask", "AttemptState", "Attempter", "Fetched", "Outcome"]
 
 log = logging.getLogger("pip_91n")
 
 PIN_EXTENSION = "pip_91n.pin"
 _SPOOL_MAX = 16 * 1024 * 1024
 _CHUNK = 64 * 1024
-_MAX_REDIRECTS = 5
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _DROP = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 _FILE_DROP = frozenset({"range", "if-range", "accept-encoding"})
 _CONDITIONAL = frozenset({"if-none-match", "if-modified-since"})
@@ -55,28 +51,78 @@ _PAGE_ACCEPT = (
 )
 
 
-@dataclass
+class Ask:
+    """What the caller asked for: the URL as asked (a ``#sha256=`` fragment names the
+    file's hash), its request headers, and ``pin``, the exact version a project page must
+    list (a ``packaging`` Version or a string) while another mirror may have it."""
+
+    __slots__ = ("headers", "pin", "url")
+
+    def __init__(self, url: str, headers: Sequence[tuple[str, str]] = (),
+                 pin: Any = None) -> None:
+        self.url, self.headers, self.pin = url, list(headers), pin
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k.lower() == name), None)
+
+
+class Fetched:
+    """A verified answer: status, headers (lower-case names), the body as the mirror sent
+    it (``chunks``; spooled to disk above 16 MiB), the URL and mirror that gave it, and the
+    seconds until its headers came (``latency``). ``content()`` is the body with its
+    Content-Encoding undone."""
+
+    __slots__ = ("body", "headers", "latency", "mirror", "nbytes", "reason", "spool", "status",
+                 "url")
+
+    def __init__(self, status: int, headers: dict[str, str], spool: IO[bytes], *,
+                 reason: str = "", url: str = "", mirror: str = "", nbytes: int = 0,
+                 body: bytes | None = None, latency: float | None = None) -> None:
+        self.status, self.headers, self.spool, self.reason = status, headers, spool, reason
+        self.url, self.mirror, self.nbytes, self.body = url, mirror, nbytes, body
+        self.latency = latency
+
+    def chunks(self) -> Iterator[bytes]:
+        self.spool.seek(0)
+        while chunk := self.spool.read(_CHUNK):
+            yield chunk
+
+    def content(self) -> bytes:
+        if self.body is None:
+            self.spool.seek(0)
+            self.body = decode_body(self.spool.read(), self.headers.get("content-encoding"))
+        return self.body
+
+    def close(self) -> None:
+        self.spool.close()
+
+
 class AttemptState:
     """Shared between an attempt's thread and the race: cancel flag, headers-seen flag."""
 
-    cancel: threading.Event = field(default_factory=threading.Event)
-    headers: bool = False
+    __slots__ = ("cancel", "headers")
+
+    def __init__(self) -> None:
+        self.cancel = threading.Event()
+        self.headers = False
 
 
-@dataclass
 class Outcome:
     """How one attempt ended. ``kind``: ok, missing (404/410 or not on the page), pin (page
     lacks the pinned version), stale, fault (counts against the mirror's health), cancelled."""
 
-    mirror: Mirror
-    kind: str
-    reason: str = ""
-    url: str = ""
-    status: int | None = None
-    nbytes: int = 0
-    seconds: float = 0.0
-    latency: float | None = None
-    response: httpx.Response | None = None
+    __slots__ = ("fetched", "kind", "latency", "mirror", "nbytes", "reason", "seconds",
+                 "status", "url")
+
+    def __init__(self, mirror: Mirror, kind: str, reason: str = "", url: str = "",
+                 status: int | None = None, nbytes: int = 0, seconds: float = 0.0,
+                 latency: float | None = None, fetched: Fetched | None = None) -> None:
+        self.mirror, self.kind, self.reason, self.url, self.status = (mirror, kind, reason,
+                                                                      url, status)
+        self.nbytes, self.seconds, self.latency, self.fetched = nbytes, seconds, latency, fetched
+
+    def __repr__(self) -> str:
+        return f"Outcome({self.mirror.name}, {self.kind}, {self.reason!r})"
 
 
 class _Fail(Exception):
@@ -85,31 +131,8 @@ class _Fail(Exception):
         self.kind, self.reason, self.status = kind, reason, status
 
 
-class _SpoolStream(httpx.SyncByteStream):
-    def __init__(self, spool: IO[bytes]) -> None:
-        self._spool = spool
-
-    def __iter__(self) -> Iterator[bytes]:
-        self._spool.seek(0)
-        while chunk := self._spool.read(_CHUNK):
-            yield chunk
-
-    def close(self) -> None:
-        self._spool.close()
-
-
-@dataclass
-class _Stored:
-    response: httpx.Response
-    url: str
-    nbytes: int
-    latency: float
-    body: bytes | None = None  # decoded, for pages only
-
-
-def _mime(headers: httpx.Headers) -> str:
-    value: str = headers.get("content-type", "")
-    return value.split(";", 1)[0].strip().lower()
+def _mime(headers: dict[str, str]) -> str:
+    return headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -117,27 +140,7 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return (p.scheme, (p.hostname or "").lower(), p.port)
 
 
-def _transport_reason(exc: Exception, timeout: float) -> str:
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.ConnectTimeout):
-        return f"connect timeout after {timeout:g}s"
-    if isinstance(exc, httpx.ReadTimeout):
-        return f"no first byte within {timeout:g}s"
-    if isinstance(exc, httpx.TimeoutException):
-        return f"timeout: {text}"
-    low = text.lower()
-    if "ssl" in low or "certificate" in low or "tls" in low:
-        return f"TLS error: {text}"
-    if isinstance(exc, httpx.ConnectError):
-        dns = ("name or service", "nodename", "name resolution", "getaddrinfo")
-        return ("DNS failure: " if any(d in low for d in dns) else "connect failed: ") + text
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return f"protocol error: {text}"
-    return f"{type(exc).__name__}: {text}"
-
-
-def _pin(request: httpx.Request) -> Version | None:
-    raw: Any = request.extensions.get(PIN_EXTENSION)
+def _pin(raw: Any) -> Version | None:
     if raw is None:
         return None
     from packaging.version import InvalidVersion, Version
@@ -151,24 +154,22 @@ def _pin(request: httpx.Request) -> Version | None:
 
 
 class Attempter:
-    def __init__(self, owner: FailoverTransport) -> None:
+    def __init__(self, owner: Failover) -> None:
         self.t = owner
 
-    def attempt(
-        self, mirror: Mirror, res: Resource, request: httpx.Request, state: AttemptState
-    ) -> Outcome:
+    def attempt(self, mirror: Mirror, res: Resource, ask: Ask, state: AttemptState) -> Outcome:
         t0 = time.monotonic()
         url = ""
         try:
             if res.kind in (KIND_PAGE, KIND_INDEX):
                 url = resource_url(res, mirror) or ""
-                stored = self._fetch(mirror, url, self._headers(request, url, res), res, state)
-                kind, reason = self._judge(mirror, res, request, stored)
+                got = self._fetch(mirror, url, self._headers(ask, url, res), res, state)
+                kind, reason = self._judge(mirror, res, ask, got)
             else:
-                stored = self._file(mirror, res, request, state)
+                got = self._file(mirror, res, ask, state)
                 kind, reason = "ok", ""
-            return Outcome(mirror, kind, reason, stored.url, stored.response.status_code,
-                           stored.nbytes, time.monotonic() - t0, stored.latency, stored.response)
+            return Outcome(mirror, kind, reason, got.url, got.status, got.nbytes,
+                           time.monotonic() - t0, got.latency, got)
         except _Fail as f:
             return Outcome(mirror, f.kind, f.reason, url, f.status, 0, time.monotonic() - t0)
         except Exception as exc:  # a bug must cost one mirror, not the install
@@ -176,49 +177,70 @@ class Attempter:
             return Outcome(mirror, "fault", f"internal error: {exc!r}", url, None, 0,
                            time.monotonic() - t0)
 
+    def read_page(self, mirror: Mirror, project: str, user_agent: str | None = None
+                  ) -> str | None:
+        """Read ``mirror``'s page of ``project`` into the known files: None, or why not."""
+        try:
+            self._project_page(mirror, project, user_agent, AttemptState())
+        except _Fail as f:
+            return f.reason
+        except Exception as exc:  # one mirror's page: never the install
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
     # -- pages -----------------------------------------------------------------------------
 
-    def _judge(
-        self, mirror: Mirror, res: Resource, request: httpx.Request, stored: _Stored
-    ) -> tuple[str, str]:
-        if res.kind != KIND_PAGE or stored.body is None or res.project is None:
+    def _judge(self, mirror: Mirror, res: Resource, ask: Ask, got: Fetched) -> tuple[str, str]:
+        if res.kind != KIND_PAGE or got.body is None or res.project is None:
             return "ok", ""
-        page = parse_page(stored.body, stored.url, stored.response.headers.get("content-type"),
-                          stored.response.headers)
+        page = parse_page(got.body, got.url, got.headers.get("content-type"), got.headers)
         self.t.files.learn(mirror.name, page, res.project)
         verdict = judge_page(
             seen_serial=self.t.seen_serial(res.project), serial=page.serial,
-            filenames=[f.filename for f in page.files], pin=_pin(request),
+            filenames=[f.filename for f in page.files], pin=_pin(ask.pin),
         )
         if verdict.serve:
             self.t.accept_serial(res.project, page.serial)
             return "ok", ""
         if verdict.reason.startswith("stale"):
-            stored.response.close()
-            raise _Fail("stale", verdict.reason, stored.response.status_code)
+            got.close()
+            raise _Fail("stale", verdict.reason, got.status)
         return "pin", verdict.reason
+
+    def _project_page(self, mirror: Mirror, project: str, user_agent: str | None,
+                      state: AttemptState) -> ProjectPage:
+        """``mirror``'s page of ``project``, learned into the known files."""
+        page_res = Resource(KIND_PAGE, project=project, mirror=mirror.name)
+        url = resource_url(page_res, mirror) or ""
+        headers = [("accept", _PAGE_ACCEPT)]
+        if user_agent:
+            headers.append(("user-agent", user_agent))
+        got = self._fetch(mirror, url, headers, page_res, state)
+        got.close()
+        page = parse_page(got.body or b"", got.url, got.headers.get("content-type"),
+                          got.headers)
+        self.t.files.learn(mirror.name, page, project)
+        return page
 
     # -- files -----------------------------------------------------------------------------
 
-    def _file(
-        self, mirror: Mirror, res: Resource, request: httpx.Request, state: AttemptState
-    ) -> _Stored:
+    def _file(self, mirror: Mirror, res: Resource, ask: Ask, state: AttemptState) -> Fetched:
         assert res.filename is not None
         # The first hash seen for a filename stays the expected one even when a later page
         # disagreed (KnownFiles never takes URLs from a disagreeing mirror): never mix files.
         usable = self.t.files.get(res.filename)
         meta = res.kind == KIND_METADATA
         expect = (usable.metadata_sha256 if meta else usable.sha256) if usable else None
-        frag = request.url.fragment
+        asked, _, frag = ask.url.partition("#")
         if not meta and frag.lower().startswith("sha256="):
             expect = frag[7:].lower()
         if res.mirror == mirror.name:
-            direct: str | None = str(request.url.copy_with(fragment=None))
+            direct: str | None = asked
         else:
             direct = resource_url(res, mirror, usable.urls if usable else None)
         if direct is not None:
             try:
-                return self._fetch(mirror, direct, self._headers(request, direct, res), res,
+                return self._fetch(mirror, direct, self._headers(ask, direct, res), res,
                                    state, expect)
             except _Fail as f:
                 if f.kind != "missing" or res.project is None:
@@ -229,49 +251,36 @@ class Attempter:
                                                                       usable.urls):
             raise _Fail("missing", f"{res.filename} is not on {mirror.name}'s project page", 404)
         file_sha = usable.sha256 if usable else (None if meta else expect)
-        found = self._lookup(mirror, res.project, res.filename, file_sha, request, state)
+        found = self._lookup(mirror, res.project, res.filename, file_sha, ask, state)
         if found is None:
             raise _Fail("missing", f"{res.filename} is not on {mirror.name}'s project page", 404)
         url = found + (".metadata" if meta else "")
         if url == direct:
             raise _Fail("missing", f"HTTP 404 for {res.filename}", 404)
-        return self._fetch(mirror, url, self._headers(request, url, res), res, state, expect)
+        return self._fetch(mirror, url, self._headers(ask, url, res), res, state, expect)
 
-    def _lookup(
-        self, mirror: Mirror, project: str, filename: str, sha256: str | None,
-        request: httpx.Request, state: AttemptState,
-    ) -> str | None:
+    def _lookup(self, mirror: Mirror, project: str, filename: str, sha256: str | None,
+                ask: Ask, state: AttemptState) -> str | None:
         """Find ``filename`` (with ``sha256`` when known) on ``mirror``'s own project page."""
-        page_res = Resource(KIND_PAGE, project=project, mirror=mirror.name)
-        url = resource_url(page_res, mirror) or ""
-        headers = [("accept", _PAGE_ACCEPT)]
-        ua = request.headers.get("user-agent")
-        if ua:
-            headers.append(("user-agent", ua))
         try:
-            stored = self._fetch(mirror, url, headers, page_res, state)
+            page = self._project_page(mirror, project, ask.header("user-agent"), state)
         except _Fail as f:
             if f.kind == "missing":
                 return None
             raise
-        stored.response.close()
-        page = parse_page(stored.body or b"", stored.url,
-                          stored.response.headers.get("content-type"), stored.response.headers)
-        self.t.files.learn(mirror.name, page, project)
         found = page.find(filename, sha256)
         return found.url if found is not None else None
 
     # -- the wire --------------------------------------------------------------------------
 
-    def _headers(self, request: httpx.Request, url: str, res: Resource) -> list[tuple[str, str]]:
-        src = str(request.url)
-        items = [(k, v) for k, v in request.headers.multi_items() if k.lower() not in _DROP]
+    def _headers(self, ask: Ask, url: str, res: Resource) -> list[tuple[str, str]]:
+        items = [(k, v) for k, v in ask.headers if k.lower() not in _DROP]
         if res.kind in (KIND_FILE, KIND_METADATA):
             items = [(k, v) for k, v in items if k.lower() not in _FILE_DROP]
             items.append(("accept-encoding", "identity"))
-        if _origin(src) != _origin(url):
+        if _origin(ask.url) != _origin(url):
             items = [(k, v) for k, v in items if k.lower() not in _CONDITIONAL]
-        return cross_host_headers(items, src, url)
+        return cross_host_headers(items, ask.url, url)
 
     def _creds(self, mirror: Mirror, url: str) -> tuple[str, str] | None:
         own_url, own = split_credentials(mirror.simple_url)
@@ -280,44 +289,22 @@ class Attempter:
     def _fetch(
         self, mirror: Mirror, url: str, headers: list[tuple[str, str]], res: Resource,
         state: AttemptState, expect: str | None = None,
-    ) -> _Stored:
-        transport = self.t.transport_for(mirror)
+    ) -> Fetched:
         timeout = self.t.timeout
-        current = url
-        for _hop in range(_MAX_REDIRECTS + 1):
-            bare, creds = split_credentials(current)
-            creds = creds or self._creds(mirror, bare)
-            send = [(k, v) for k, v in headers if k.lower() != "authorization" or not creds]
-            if creds:
-                token = base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
-                send.append(("authorization", f"Basic {token}"))
-            req = httpx.Request("GET", bare, headers=send, extensions={"timeout": {
-                "connect": timeout, "read": timeout, "write": timeout, "pool": timeout}})
-            started = time.monotonic()
-            try:
-                resp = transport.handle_request(req)
-            except (httpx.TransportError, OSError) as exc:
-                raise _Fail("fault", _transport_reason(exc, timeout)) from exc
-            state.headers = True
-            latency = time.monotonic() - started
-            location = resp.headers.get("location")
-            if resp.status_code not in _REDIRECTS or not location:
-                break
-            resp.close()
-            nxt = urljoin(bare, location)
-            if urlsplit(bare).scheme == "https" and urlsplit(nxt).scheme != "https":
-                raise _Fail("fault", f"redirect to non-https URL refused: {nxt}")
-            headers = cross_host_headers(headers, bare, nxt)
-            current = nxt
-        else:
-            raise _Fail("fault", "too many redirects")
-        return self._read(resp, bare, mirror, res, state, expect, latency)
+        started = time.monotonic()
+        try:
+            resp, final = follow(self.t.wire_for(mirror), url, headers, timeout,
+                                 credentials=lambda bare: self._creds(mirror, bare))
+        except (WireError, OSError) as exc:
+            raise _Fail("fault", describe(exc, timeout)) from exc
+        state.headers = True
+        return self._read(resp, final, mirror, res, state, expect, time.monotonic() - started)
 
     def _read(
-        self, resp: httpx.Response, url: str, mirror: Mirror, res: Resource,
+        self, resp: WireResponse, url: str, mirror: Mirror, res: Resource,
         state: AttemptState, expect: str | None, latency: float,
-    ) -> _Stored:
-        status = resp.status_code
+    ) -> Fetched:
+        status = resp.status
         if status in (404, 410):
             resp.close()
             raise _Fail("missing", f"HTTP {status}", status)
@@ -333,23 +320,21 @@ class Attempter:
         ):
             resp.close()
             raise _Fail("fault", f"wrong Content-Type {mime or '(none)'}", status)
-        stream = resp.stream
-        if not isinstance(stream, httpx.SyncByteStream):
-            resp.close()
-            raise _Fail("fault", "inner transport returned an async stream")
         spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MAX)  # noqa: SIM115
         digest, n = hashlib.sha256(), 0
         try:
             try:
-                for chunk in stream:
+                for chunk in resp:
                     if state.cancel.is_set():
                         raise _Fail("cancelled", "cancelled: another mirror answered first")
                     spool.write(chunk)
                     digest.update(chunk)
                     n += len(chunk)
-            except httpx.TimeoutException as exc:
-                raise _Fail("fault", f"body stalled: {exc}") from exc
-            except (httpx.TransportError, OSError) as exc:
+            except WireError as exc:
+                if exc.kind == READ_TIMEOUT:
+                    raise _Fail("fault", f"body stalled: {exc}") from exc
+                raise _Fail("fault", f"body cut short after {n} bytes: {exc}") from exc
+            except OSError as exc:
                 raise _Fail("fault", f"body cut short after {n} bytes: {exc}") from exc
             finally:
                 resp.close()
@@ -360,9 +345,10 @@ class Attempter:
             body: bytes | None = None
             if res.kind == KIND_PAGE or (expect and encoding not in ("", "identity")):
                 spool.seek(0)
-                raw = spool.read()
-                body = raw if encoding in ("", "identity") else httpx.Response(
-                    200, headers={"content-encoding": encoding}, content=raw).content
+                try:
+                    body = decode_body(spool.read(), encoding)
+                except ValueError as exc:
+                    raise _Fail("fault", str(exc), status) from exc
             if expect and status == 200:
                 got = digest.hexdigest() if body is None else hashlib.sha256(body).hexdigest()
                 if got != expect.lower():
@@ -371,9 +357,6 @@ class Attempter:
         except BaseException:
             spool.close()
             raise
-        out = httpx.Response(
-            status, headers=resp.headers, stream=_SpoolStream(spool),
-            extensions={"pip_91n.mirror": mirror.name, "pip_91n.url": url,
-                        "http_version": resp.extensions.get("http_version", b"HTTP/1.1")},
-        )
-        return _Stored(out, url, n, latency, body if is_page else None)
+        return Fetched(status, resp.headers, spool, reason=resp.reason, url=url,
+                       mirror=mirror.name, nbytes=n, body=body if is_page else None,
+                       latency=latency)

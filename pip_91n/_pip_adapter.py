@@ -1,9 +1,11 @@
 """The shim: a requests adapter (pip's vendored requests) that serves chain URLs.
 
 ``ChainShim`` holds what one pip process needs: the resolved configuration, the mirror chain,
-one ``FailoverTransport`` (pages, PEP 658 metadata, files whose sha256 is unknown) and the
-download options (files whose sha256 a page named go through ``pip_91n.download``: resume
-across runs and mirrors, segments, and nothing reaches pip before its sha256 matched).
+one ``Failover`` over pip's own pools (pages, PEP 658 metadata, files whose sha256 is
+unknown) and the download options (files whose sha256 a page named go through
+``pip_91n.download``: resume across runs and mirrors, segments, and nothing reaches pip
+before its sha256 matched). Serving a page builds no httpx object; httpx loads only when
+the download engine is needed.
 
 ``make_adapter_class(BaseAdapter, Response, CaseInsensitiveDict, stream_error)`` builds the
 adapter class from pip's own requests classes, so this module imports no pip; only
@@ -17,64 +19,60 @@ import io
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
+from pip_91n._attempt import Ask
 from pip_91n._pip_body import BUFFER_MAX, EngineBody, RawBody
 from pip_91n.catalog import Mirror
 from pip_91n.config import MirrorConfig
 from pip_91n.download import DownloadOptions
 from pip_91n.errors import AllMirrorsFailed, DownloadFailed
+from pip_91n.failover import Failover
 from pip_91n.health import split_by_health
-from pip_91n.pages import JSON_TYPE, parse_page
 from pip_91n.routing import (
     KIND_FILE,
     KIND_PAGE,
     Resource,
     classify,
+    mirror_for_url,
     redact,
     resource_url,
     split_credentials,
 )
-from pip_91n.transport import PIN_EXTENSION, FailoverTransport
+from pip_91n.wire import Wire
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["ChainShim", "make_adapter_class"]
 
-_PAGE_ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"
 _HOP = frozenset({"content-encoding", "content-length", "transfer-encoding", "connection"})
-
-
-class _Shared(httpx.BaseTransport):
-    """The chain's pool, lent to the download engine (whose client would close it)."""
-
-    def __init__(self, inner: httpx.BaseTransport) -> None:
-        self.inner = inner
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        return self.inner.handle_request(request)
-
-    def close(self) -> None:
-        pass
 
 
 class ChainShim:
     """One process's view of the chain. Thread-safe; built once, at the first PipSession."""
 
-    def __init__(self, config: MirrorConfig, chain: Sequence[Mirror],
-                 transport: FailoverTransport | None = None, *,
-                 inner: httpx.BaseTransport | None = None,
+    def __init__(self, config: MirrorConfig, chain: Sequence[Mirror], wire: Wire, *,
                  stream_from: int | None = BUFFER_MAX) -> None:
         self.config = config
         #: files this large stream to pip; smaller ones (all, when None) arrive verified
         self.stream_from = stream_from
         self.chain = tuple(chain)
-        self.transport = transport or FailoverTransport.from_config(config, chain=self.chain,
-                                                                    inner=inner)
+        self.wire = wire
+        self.transport = Failover.from_config(config, chain=self.chain, wire=wire)
         self.options = DownloadOptions.from_config(config)
-        self.pool = _Shared(self.transport.transport_for(None))
         self.pins: dict[str, str] = {}  # project -> exact version pip asked for
         self._lock = threading.Lock()
+        self._engine_transport: httpx.BaseTransport | None = None
+
+    def engine_transport(self) -> httpx.BaseTransport:
+        """The wire as an httpx transport, for the download engine (loads httpx)."""
+        with self._lock:
+            if self._engine_transport is None:
+                from pip_91n._wire_httpx import WireTransport
+
+                self._engine_transport = WireTransport(self.wire)
+            return self._engine_transport
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -85,8 +83,6 @@ class ChainShim:
     def on_attempt(self, url: str, reason: str | None, seconds: float,
                    nbytes: int = 0, log: bool = True) -> None:
         """Feed the health memory (a 404 is not held against a mirror) and the request log."""
-        from pip_91n.routing import mirror_for_url
-
         mirror = mirror_for_url(url, self.chain)
         if log:
             self.transport.log.write(mirror.name if mirror else "-", url,
@@ -139,23 +135,11 @@ class ChainShim:
             t.join(self.config.timeout * 2 + 1)
 
     def _read_page(self, mirror: Mirror, project: str) -> None:
-        page_res = Resource(KIND_PAGE, project=project, mirror=mirror.name)
-        url, creds = split_credentials(resource_url(page_res, mirror) or "")
-        headers = {"accept": _PAGE_ACCEPT}
-        auth = httpx.BasicAuth(*creds) if creds else None
         t0 = time.monotonic()
-        try:
-            with httpx.Client(transport=self.pool, timeout=self.config.timeout, auth=auth,
-                              follow_redirects=True) as client:
-                resp = client.get(url, headers=headers)
-            if resp.status_code != 200:
-                self.on_attempt(url, f"HTTP {resp.status_code}", time.monotonic() - t0)
-                return
-            page = parse_page(resp.content, str(resp.url), resp.headers.get("content-type"),
-                              resp.headers)
-            self.transport.files.learn(mirror.name, page, project)
-        except Exception as exc:  # one mirror's page: never the install
-            self.on_attempt(url, f"{type(exc).__name__}: {exc}", time.monotonic() - t0)
+        reason = self.transport.read_page(mirror, project)
+        if reason is not None:
+            url = resource_url(Resource(KIND_PAGE, project=project), mirror) or ""
+            self.on_attempt(split_credentials(url)[0], reason, time.monotonic() - t0)
 
     def open_file(self, res: Resource, sha256: str, request_url: str) -> EngineBody:
         return EngineBody(self, res, sha256, request_url)
@@ -194,7 +178,7 @@ def make_adapter_class(base: type, response_cls: type, headers_cls: type,
             sha = self._sha256(res, url)
             if res.kind == KIND_FILE and sha is not None:
                 return self._send_file(request, res, sha)
-            return self._send_httpx(request, res)
+            return self._send_chain(request, res)
 
         def _sha256(self, res: Resource, url: str) -> str | None:
             if res.kind != KIND_FILE or res.filename is None:
@@ -229,26 +213,22 @@ def make_adapter_class(base: type, response_cls: type, headers_cls: type,
                                                  "Content-Length": str(len(text))},
                                   io.BytesIO(text), "Service Unavailable (all mirrors failed)")
 
-        def _send_httpx(self, request: Any, res: Resource) -> Any:
-            headers = [(k, v) for k, v in request.headers.items()]
-            ext: dict[str, Any] = {}
+        def _send_chain(self, request: Any, res: Resource) -> Any:
             pin = self.shim.pins.get(res.project or "") if res.kind == KIND_PAGE else None
-            if pin:
-                ext[PIN_EXTENSION] = pin
-            req = httpx.Request("GET", request.url, headers=headers, extensions=ext)
+            ask = Ask(request.url, list(request.headers.items()), pin)
             try:
-                resp = self.shim.transport.handle_request(req)
+                got = self.shim.transport.serve(res, ask)
             except AllMirrorsFailed as exc:
                 return self._failed(request, exc)
             try:
-                resp.read()
-                body = resp.content  # decoded (pages may be gzip)
+                body = got.content()  # decoded (pages may be gzip)
+            except ValueError as exc:
+                return self._failed(request, exc)
             finally:
-                resp.close()
-            out = {k: v for k, v in resp.headers.items() if k.lower() not in _HOP}
-            out["Content-Length"] = str(len(body))
-            return self._response(request, resp.status_code, out, io.BytesIO(body),
-                                  resp.reason_phrase)
+                got.close()
+            out = {k: v for k, v in got.headers.items() if k not in _HOP}
+            out["content-length"] = str(len(body))
+            return self._response(request, got.status, out, io.BytesIO(body), got.reason)
 
         def _send_file(self, request: Any, res: Resource, sha256: str) -> Any:
             body = self.shim.open_file(res, sha256, request.url)

@@ -58,7 +58,7 @@ class EngineBody(io.RawIOBase):
         if not urls:
             raise DownloadFailed(self.res.filename or self.request_url, [])
         return open_stream(urls, self.sha256, filename=self.res.filename,
-                           options=self.shim.options, transport=self.shim.pool,
+                           options=self.shim.options, transport=self.shim.engine_transport(),
                            on_attempt=self._attempt)
 
     def _attempt(self, url: str, reason: str | None, seconds: float) -> None:
@@ -107,8 +107,8 @@ class EngineBody(io.RawIOBase):
         if not urls:
             return None
         data = fetch_small(urls[0], self.sha256, size, filename=self.res.filename,
-                           options=self.shim.options,
-                           transport=self.shim.pool, on_attempt=self._attempt)
+                           options=self.shim.options, wire=self.shim.wire,
+                           on_attempt=self._attempt)
         if data is None:
             return None
         self.spool = io.BytesIO(data)

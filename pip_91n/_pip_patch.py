@@ -42,18 +42,17 @@ _PYPI_ORIGINS = ("https://pypi.org/", "https://files.pythonhosted.org/",
                  "https://pypi.python.org/")
 #: Imported when the shim is built, so that serving a page or a small file never imports
 #: once pip installs (pip 26.1+ audits, and 26.3 blocks, imports from that point: pip's
-#: version check still asks for a page then). Left to first use, which is always while pip
-#: resolves and downloads: the download engine (large or resumed files) and ``packaging``
-#: (exact pins).
+#: version check still asks for a page then). None of it is httpx: the chain reaches the
+#: mirrors over pip's own pools. Left to first use, which is always while pip resolves and
+#: downloads: httpx and the download engine (large, resumed or failed-over files) and
+#: ``packaging`` (exact pins).
 PREIMPORT = (
-    "httpx", "idna",
-    "pip_91n._pip_adapter", "pip_91n._pip_body", "pip_91n._pip_pool", "pip_91n.transport",
-    "pip_91n._attempt",
+    "pip_91n._pip_adapter", "pip_91n._pip_body", "pip_91n._pip_pool", "pip_91n.failover",
+    "pip_91n._attempt", "pip_91n.wire",
     "pip_91n.download", "pip_91n.download_http", "pip_91n.partials",
     "pip_91n.segments", "pip_91n.filelock", "pip_91n._statefile", "pip_91n._workers",
     "pip_91n.staleness", "pip_91n.pages", "pip_91n.known_files", "pip_91n.ranking",
-    "pip_91n.health", "pip_91n.requestlog", "pip_91n.routing", "pip_91n._proxies",
-    "encodings.idna",
+    "pip_91n.health", "pip_91n.requestlog", "pip_91n.routing", "encodings.idna",
 )
 
 _lock = threading.RLock()
@@ -199,7 +198,7 @@ def _prepare() -> Any:
     _preimport()
     _quiet_loggers()
     from pip_91n._pip_adapter import ChainShim, make_adapter_class
-    from pip_91n._pip_pool import PipPoolTransport
+    from pip_91n._pip_pool import PipPool
     from pip_91n.ranking import resolve_chain
 
     adapters = importlib.import_module("pip._vendor.requests.adapters")
@@ -210,9 +209,9 @@ def _prepare() -> Any:
         adapters.BaseAdapter, models.Response, structures.CaseInsensitiveDict,
         lambda url, msg: exceptions.ReadTimeoutError(None, url, msg))
     _state["config"] = config
-    pool = _state["pool"] = PipPoolTransport(adapters.HTTPAdapter, models.PreparedRequest,
-                                             structures.CaseInsensitiveDict)
-    return ChainShim(config, resolve_chain(config), inner=pool, stream_from=_stream_from())
+    pool = _state["pool"] = PipPool(adapters.HTTPAdapter, models.PreparedRequest,
+                                    structures.CaseInsensitiveDict)
+    return ChainShim(config, resolve_chain(config), pool, stream_from=_stream_from())
 
 
 def mount_prefixes(chain: Sequence[Any], trusted: Iterable[tuple[str, int | None]] = ()

@@ -1,10 +1,10 @@
-"""``PipPoolTransport``: the chain's httpx transport over pip's own connection pools.
+"""``PipPool``: the chain's ``Wire`` over pip's own connection pools.
 
 Inside a pip process the mirrors are reached the way pip reaches an index: through the
 adapter pip mounted for the mirror's URL, so pip's TLS setup (truststore, ``--cert``,
 ``--client-cert``), its proxies (``--proxy``, the environment) and ``--trusted-host`` apply
-to the chain as they do to pip, and no second HTTP stack is loaded (httpcore, h11 and anyio
-stay out of the process).
+to the chain as they do to pip, and no second HTTP stack is loaded (httpx stays out of the
+process until the download engine needs it).
 
 Each pip adapter is used through a *view*: the same object state (pools, TLS context,
 proxy managers), with retries off (failing over is the chain's job) and requests'
@@ -18,31 +18,36 @@ import os
 import threading
 import types
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-import httpx
+from pip_91n.routing import proxy_for
+from pip_91n.wire import (
+    CONNECT,
+    CONNECT_TIMEOUT,
+    PROXY,
+    READ,
+    READ_TIMEOUT,
+    WireError,
+    WireResponse,
+)
 
-from pip_91n._proxies import proxy_for
-
-__all__ = ["PipPoolTransport", "translate"]
+__all__ = ["PipPool", "translate"]
 
 _CHUNK = 64 * 1024
 
 
-def translate(exc: BaseException, *, reading: bool) -> httpx.TransportError:
-    """The httpx error for a requests/urllib3 one (by class name: no pip import)."""
+def translate(exc: BaseException, *, reading: bool) -> WireError:
+    """The ``WireError`` for a requests/urllib3 one (by class name: no pip import)."""
     names = {cls.__name__ for cls in type(exc).__mro__}
     text = str(exc) or type(exc).__name__
     if names & {"ConnectTimeout", "ConnectTimeoutError"}:
-        return httpx.ConnectTimeout(text)
+        return WireError(CONNECT_TIMEOUT, text)
     if names & {"ReadTimeout", "ReadTimeoutError", "TimeoutError", "Timeout"}:
-        return httpx.ReadTimeout(text)
+        return WireError(READ_TIMEOUT, text)
     if "ProxyError" in names:
-        return httpx.ProxyError(text)
-    if reading:
-        return httpx.ReadError(text)
-    return httpx.ConnectError(text)
+        return WireError(PROXY, text)
+    return WireError(READ if reading else CONNECT, text)
 
 
 def _is_network_error(exc: BaseException) -> bool:
@@ -50,9 +55,11 @@ def _is_network_error(exc: BaseException) -> bool:
     return bool(names & {"RequestException", "HTTPError"}) or isinstance(exc, OSError)
 
 
-class _RawStream(httpx.SyncByteStream):
+class _Body:
     """A urllib3 response body, undecoded; the connection goes back to pip's pool when the
     body was read to its end, and is dropped otherwise."""
+
+    __slots__ = ("_done", "_raw")
 
     def __init__(self, raw: Any) -> None:
         self._raw = raw
@@ -73,7 +80,7 @@ class _RawStream(httpx.SyncByteStream):
         self._raw.release_conn()
 
 
-class PipPoolTransport(httpx.BaseTransport):
+class PipPool:
     """Send through the adapters of the pip session last bound (``bind``).
 
     ``base`` is pip's vendored ``requests.adapters.HTTPAdapter``, ``prepared`` its
@@ -89,6 +96,7 @@ class PipPoolTransport(httpx.BaseTransport):
         self._adapter_for: Callable[[str], Any] | None = None
         self._views: dict[int, tuple[Any, Any]] = {}  # id(pip adapter) -> (adapter, view)
         self._env_proxies: dict[str, str] | None = None
+        self._env_proxy: dict[str, str | None] = {}  # scheme://host:port -> its proxy
 
     def bind(self, session: Any, adapter_for: Callable[[str], Any]) -> None:
         """Use ``session``'s settings and ``adapter_for(url)`` (the adapter pip had mounted
@@ -110,16 +118,19 @@ class PipPoolTransport(httpx.BaseTransport):
             self._views[id(adapter)] = (adapter, view)
             return view
 
-    def _proxies(self, session: Any, url: httpx.URL) -> dict[str, str]:
+    def _proxies(self, session: Any, url: str) -> dict[str, str]:
         """What requests gives pip's own requests: the session's proxies (``--proxy``) over
         the environment's, unless ``no_proxy`` exempts the host."""
         out: dict[str, str] = {}
         if getattr(session, "trust_env", True):
             if self._env_proxies is None:
                 self._env_proxies = urllib.request.getproxies_environment()
-            proxy = proxy_for(url, self._env_proxies)
+            origin = "/".join(url.split("/", 3)[:3])
+            proxy = self._env_proxy.get(origin, "")
+            if proxy == "":
+                proxy = self._env_proxy[origin] = proxy_for(url, self._env_proxies)
             if proxy:
-                out[url.scheme] = proxy
+                out[url.split(":", 1)[0].lower()] = proxy
         out.update(getattr(session, "proxies", None) or {})
         return out
 
@@ -133,34 +144,30 @@ class PipPoolTransport(httpx.BaseTransport):
                 "CURL_CA_BUNDLE") or True
         return verify
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
+    def open(self, url: str, headers: Sequence[tuple[str, str]],
+             timeout: float | None) -> WireResponse:
         session, adapter_for = self._session, self._adapter_for
         if session is None or adapter_for is None:
-            raise httpx.ConnectError("no pip session is bound to the chain", request=request)
-        url = str(request.url)
+            raise WireError(CONNECT, "no pip session is bound to the chain")
         view = self._view(adapter_for(url))
         prep = self._prepared()
-        prep.method = request.method
+        prep.method = "GET"
         prep.url = url
-        prep.headers = self._headers_cls(
-            (k, v) for k, v in request.headers.multi_items() if k.lower() != "host")
+        prep.headers = self._headers_cls((k, v) for k, v in headers if k.lower() != "host")
         prep.body = None
-        timeouts: dict[str, Any] = request.extensions.get("timeout", {})
         try:
-            resp = self._base.send(view, prep, stream=True,
-                                   timeout=(timeouts.get("connect"), timeouts.get("read")),
+            resp = self._base.send(view, prep, stream=True, timeout=(timeout, timeout),
                                    verify=self._verify(session),
                                    cert=getattr(session, "cert", None),
-                                   proxies=self._proxies(session, request.url))
+                                   proxies=self._proxies(session, url))
         except Exception as exc:
             if _is_network_error(exc):
                 raise translate(exc, reading=False) from exc
             raise
-        reason = (resp.reason or "").encode("ascii", "replace")
-        return httpx.Response(
-            resp.status_code, headers=list(resp.raw.headers.items()),
-            stream=_RawStream(resp.raw), request=request,
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason})
+        body = _Body(resp.raw)
+        return WireResponse(resp.status_code,
+                            {k.lower(): v for k, v in resp.raw.headers.items()},
+                            body, body.close, resp.reason or "")
 
     def close(self) -> None:
         with self._lock:

@@ -21,7 +21,9 @@ from collections.abc import Callable, Mapping
 
 import httpx
 
-__all__ = ["EnvProxyTransport", "proxy_for", "tls_context"]
+from pip_91n.routing import proxy_for
+
+__all__ = ["EnvProxyTransport", "tls_context"]
 
 _tls_lock = threading.Lock()
 _tls: ssl.SSLContext | None = None
@@ -42,19 +44,6 @@ def _default_pool(proxy: str | None, tls: bool) -> httpx.BaseTransport:
         return httpx.HTTPTransport(proxy=proxy, verify=tls_context())
     # plain http only: a context that loads no CA bundle (and would trust no certificate)
     return httpx.HTTPTransport(proxy=proxy, verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
-
-
-def proxy_for(url: httpx.URL, proxies: Mapping[str, str]) -> str | None:
-    """The proxy URL for ``url`` under ``proxies`` (as ``getproxies_environment()`` gives)."""
-    if not proxies:
-        return None
-    host = url.host + (f":{url.port}" if url.port else "")
-    # proxy_bypass_environment is the stdlib's no_proxy matcher (not in typeshed)
-    bypass: Callable[[str, Mapping[str, str]], bool] = getattr(  # noqa: B009
-        urllib.request, "proxy_bypass_environment")
-    if "no" in proxies and bypass(host, proxies):
-        return None
-    return proxies.get(url.scheme) or proxies.get("all")
 
 
 class EnvProxyTransport(httpx.BaseTransport):
@@ -81,7 +70,7 @@ class EnvProxyTransport(httpx.BaseTransport):
             return pool
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        pool = self._pool(proxy_for(request.url, self.proxies), request.url.scheme == "https")
+        pool = self._pool(proxy_for(str(request.url), self.proxies), request.url.scheme == "https")
         return pool.handle_request(request)
 
     def close(self) -> None:

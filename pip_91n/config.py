@@ -25,7 +25,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from pip_91n.catalog import Catalog, Mirror, builtin_catalog, mirror_from_url
@@ -64,8 +64,7 @@ KEYS: dict[str, str] = {
 _TRUE = {"1", "true", "yes", "on"}
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(NamedTuple):
     """Where a setting came from: ``kind`` is env, user, site, pip or default."""
 
     kind: str
@@ -78,8 +77,7 @@ class Source:
         return f"{self.where}:{self.line}" if self.line else self.where
 
 
-@dataclass(frozen=True)
-class ConfigLayer:
+class ConfigLayer(NamedTuple):
     """The settings of one TOML file: values by key, with their line numbers."""
 
     path: str
@@ -280,9 +278,20 @@ def resolve_config(
 
 
 def _default_cache_dir() -> Path:
-    import platformdirs
+    return Path(platformdirs().user_cache_path("pip-91n"))
 
-    return platformdirs.user_cache_path("pip-91n")
+
+def platformdirs() -> Any:
+    """The ``platformdirs`` module. Inside pip it is pip's own copy, loaded already:
+    importing a second one would cost every pip run ~2 ms and 1,300 objects, and both give
+    the same user and site paths (their Linux, macOS and Windows rules are the same since
+    platformdirs 3, the oldest copy a supported pip ships)."""
+    loaded = sys.modules.get("pip._vendor.platformdirs")
+    if loaded is not None:
+        return loaded
+    import platformdirs as standalone
+
+    return standalone
 
 
 def read_toml_layer(path: Path, kind: str) -> ConfigLayer | None:
@@ -318,12 +327,11 @@ def read_toml_layer(path: Path, kind: str) -> ConfigLayer | None:
 
 
 def _config_paths(environ: Mapping[str, str]) -> tuple[Path, Path]:
-    import platformdirs
-
+    dirs = platformdirs()
     user = environ.get("PIP_91N_CONFIG", "").strip()
     user_path = (Path(os.path.expanduser(user)) if user
-                 else platformdirs.user_config_path("pip-91n") / "config.toml")
-    return user_path, platformdirs.site_config_path("pip-91n") / "config.toml"
+                 else Path(dirs.user_config_path("pip-91n")) / "config.toml")
+    return user_path, Path(dirs.site_config_path("pip-91n")) / "config.toml"
 
 
 def load_config(

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from pip_91n.config import MirrorConfig
     from pip_91n.download_engine import Download, EngineOptions
     from pip_91n.health import HealthStore
+    from pip_91n.wire import Wire
 
 __all__ = [
     "DEFAULT_SEGMENT_THRESHOLD",
@@ -405,26 +406,25 @@ def fetch_small(
     sha256: str,
     size: int,
     *,
+    wire: Wire,
     filename: str | None = None,
     options: DownloadOptions | None = None,
-    transport: httpx.BaseTransport | None = None,
     on_attempt: OnAttempt | None = None,
 ) -> bytes | None:
     """The fast path for a small file whose ``size`` is known (a page named it): one
-    streamed GET of ``url`` into memory, in the calling thread: no engine threads, no lock,
-    nothing written to disk when it works. The bytes are returned only once size and sha256
-    matched; they are not kept in the cache (pip's own HTTP cache keeps what pip fetched).
+    streamed GET of ``url`` through ``wire`` into memory, in the calling thread: no engine
+    threads, no lock, nothing written to disk when it works. The bytes are returned only once
+    size and sha256 matched; they are not kept in the cache (pip's own HTTP cache keeps what
+    pip fetched).
 
     Returns None when the fast path does not apply (``size`` at or above the segment
     threshold, a partial or verified copy of the file in the cache) or the GET failed
     (reported through ``on_attempt``). A body cut short becomes a partial the engine resumes
     (when no other process holds the file's lock); wrong bytes are dropped. The caller then
     runs the engine, which reuses, resumes, fails over and waits as usual.
-    ``transport`` is closed with the client, as the engine's is (lend a shared pool wrapped).
     """
-    import httpx
-
-    from pip_91n.download_http import describe, judge
+    from pip_91n.download_http import judge
+    from pip_91n.wire import WireError, describe, follow
 
     urls, sha = _check(url, sha256)
     opts = options if options is not None else DownloadOptions.from_env()
@@ -438,24 +438,27 @@ def fetch_small(
     body = bytearray()
     reason: str | None = None
     validator = ""
+    headers = [*{**opts.headers, "Accept-Encoding": "identity"}.items()]
+    resp = None
     try:
-        with httpx.Client(transport=transport, timeout=httpx.Timeout(opts.timeout),
-                          verify=opts.verify, follow_redirects=True,
-                          headers={**opts.headers, "Accept-Encoding": "identity"}
-                          ) as client, client.stream("GET", urls[0]) as resp:
-            first_byte = time.monotonic() - t0
-            verdict = judge(resp.status_code, resp.headers, start=0, size=size)
-            if verdict.action != "accept":
-                reason = verdict.reason or f"HTTP {resp.status_code}"
-            else:
-                validator = resp.headers.get("etag") or resp.headers.get("last-modified", "")
-                for chunk in resp.iter_raw(opts.chunk_size):
-                    body += chunk
-                    if len(body) > size:
-                        break
-                    digest.update(chunk)
-    except (httpx.HTTPError, OSError) as exc:
-        reason = describe(exc)
+        resp, _ = follow(wire, urls[0], headers, opts.timeout)
+        first_byte = time.monotonic() - t0
+        verdict = judge(resp.status, resp.headers, start=0, size=size)
+        if verdict.action != "accept":
+            reason = verdict.reason or f"HTTP {resp.status}"
+        else:
+            validator = resp.headers.get("etag") or resp.headers.get("last-modified", "")
+            for chunk in resp:
+                body += chunk
+                if len(body) > size:
+                    break
+                digest.update(chunk)
+    except (WireError, OSError) as exc:
+        reason = (describe(exc, opts.timeout) if resp is None
+                  else f"body cut short after {len(body)} bytes: {exc}")
+    finally:
+        if resp is not None:
+            resp.close()
     n = len(body)
     if reason is None and n != size:
         reason = f"serves {n}{'+' if n > size else ''} bytes, expected {size}"

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 __all__ = ["FATAL_STATUS", "Verdict", "describe", "judge", "parse_content_range", "range_headers"]
 
@@ -41,8 +40,7 @@ def range_headers(start: int, end: int | None, size: int | None,
     return headers
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     """What to do with a response: ``accept`` its body (``total``: the full size it
     announces), ``restart`` from zero with it, ``eof`` (nothing beyond what we have), or
     ``fail`` this source (``fatal``: drop it at once)."""

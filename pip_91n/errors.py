@@ -16,7 +16,7 @@ with ``raise ... from exc`` so the cause stays visible.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["AllMirrorsFailed", "Attempt", "ConfigError", "DownloadFailed", "Pip91nError"]
 
@@ -29,8 +29,7 @@ class ConfigError(Pip91nError, ValueError):
     """A pip-91n setting is invalid. The message names where it came from and how to fix it."""
 
 
-@dataclass(frozen=True)
-class Attempt:
+class Attempt(NamedTuple):
     """One try of one mirror for one request: where it went and why it was not used.
 
     ``reason`` is a short phrase (``"connect failed: ..."``, ``"HTTP 503"``,

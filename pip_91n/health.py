@@ -35,6 +35,9 @@ BACKOFF_BASE = 5.0
 BACKOFF_CAP = 900.0
 _LATENCY_WEIGHT = 0.3
 _SUCCESS_WRITE_INTERVAL = 60.0
+#: How often ``snapshot`` looks at the file for another process's writes (a stat per request
+#: would cost more than the request's own bookkeeping).
+_RECHECK_INTERVAL = 0.25
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,7 @@ class HealthStore:
         self._lock = threading.Lock()
         self._cache: dict[str, MirrorHealth] = {}
         self._mtime: int | None = None
+        self._checked = float("-inf")  # time.monotonic() of the last stat
         self._last_write: dict[str, float] = {}
 
     def _load(self) -> dict[str, MirrorHealth]:
@@ -132,9 +136,12 @@ class HealthStore:
         return {str(k): MirrorHealth.from_json(v) for k, v in mirrors.items()}
 
     def snapshot(self) -> dict[str, MirrorHealth]:
-        """Current health by mirror name (re-read from disk when another process wrote)."""
+        """Current health by mirror name (re-read from disk when another process wrote;
+        the file is looked at no more than every 0.25 s)."""
         with self._lock:
-            if self.path is not None:
+            now = time.monotonic()
+            if self.path is not None and now - self._checked >= _RECHECK_INTERVAL:
+                self._checked = now
                 try:
                     mtime: int | None = self.path.stat().st_mtime_ns
                 except OSError:

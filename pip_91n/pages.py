@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from html.parser import HTMLParser
+from typing import NamedTuple
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 __all__ = [
@@ -38,8 +38,7 @@ def is_page_content_type(content_type: str | None) -> bool:
     return _mime(content_type) in PAGE_TYPES
 
 
-@dataclass(frozen=True)
-class PageFile:
+class PageFile(NamedTuple):
     """One file link: absolute ``url`` (no fragment), ``sha256`` hex or None, yanked flag,
     the sha256 of its PEP 658 ``.metadata`` when the page names one, and its ``size`` in
     bytes when a PEP 700 JSON page names it."""
@@ -52,8 +51,7 @@ class PageFile:
     size: int | None = None
 
 
-@dataclass(frozen=True)
-class ProjectPage:
+class ProjectPage(NamedTuple):
     files: tuple[PageFile, ...]
     serial: int | None = None
 

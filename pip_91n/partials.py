@@ -26,7 +26,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pip_91n.filelock import FileLock
 from pip_91n.segments import RangeSet
@@ -53,9 +53,9 @@ def default_cache_dir() -> Path:
     env = os.environ.get("PIP_91N_CACHE_DIR", "").strip()
     if env:
         return Path(env).expanduser()
-    import platformdirs
+    from pip_91n.config import platformdirs
 
-    return Path(platformdirs.user_cache_path("pip-91n"))
+    return Path(platformdirs().user_cache_path("pip-91n"))
 
 
 @dataclass
@@ -126,8 +126,7 @@ class Journal:
         return done if limit is None else done.clip(limit)
 
 
-@dataclass(frozen=True)
-class CleanReport:
+class CleanReport(NamedTuple):
     removed: tuple[str, ...]  # sha256 of each entry removed
     freed_bytes: int
     kept: int

@@ -15,14 +15,13 @@ import os
 import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 __all__ = ["PipConfigFile", "PipIndex", "pip_config_files", "pip_index_url", "read_pip_configs"]
 
 
-@dataclass(frozen=True)
-class PipIndex:
+class PipIndex(NamedTuple):
     """pip's index URL and where it was set (a variable, or ``file:line``)."""
 
     url: str
@@ -59,8 +58,7 @@ def pip_config_files(environ: Mapping[str, str] | None = None) -> list[Path]:
     return files
 
 
-@dataclass(frozen=True)
-class PipConfigFile:
+class PipConfigFile(NamedTuple):
     """One readable pip config file: its text and parsed sections, or why it does not parse."""
 
     path: Path

@@ -12,9 +12,10 @@ and redaction for logs. No I/O.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import NamedTuple
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from pip_91n.catalog import LAYOUT_PYPI, Mirror
@@ -28,6 +29,7 @@ __all__ = [
     "mirror_for_url",
     "normalize_name",
     "project_from_filename",
+    "proxy_for",
     "redact",
     "resource_url",
     "split_credentials",
@@ -70,8 +72,7 @@ def project_from_filename(filename: str) -> str | None:
     return normalize_name(name) if sep and name else None
 
 
-@dataclass(frozen=True)
-class Resource:
+class Resource(NamedTuple):
     """What a chain URL asks for, independent of the mirror.
 
     ``kind`` is ``"index"``, ``"page"``, ``"file"`` or ``"metadata"``. ``project`` is the
@@ -147,23 +148,47 @@ def _strip(url: str) -> str:
     return urlunsplit((p.scheme.lower(), p.netloc.lower(), p.path, "", ""))
 
 
+#: The same few mirror prefixes are stripped for every request: once each is enough.
+_strip_prefix = functools.lru_cache(maxsize=512)(_strip)
+_prefix_origin = functools.lru_cache(maxsize=512)(_origin)
+
+
 def mirror_for_url(url: str, chain: Sequence[Mirror]) -> Mirror | None:
     """The chain mirror that ``url`` belongs to: longest prefix, else same origin."""
     target = _strip(url)
     best: tuple[int, Mirror] | None = None
     for m in chain:
         for prefix in m.prefixes:
-            p = _strip(prefix)
+            p = _strip_prefix(prefix)
             if target.startswith(p) and (best is None or len(p) > best[0]):
                 best = (len(p), m)
     if best is not None:
         return best[1]
     origin = _origin(url)
-    return next((m for m in chain if any(_origin(p) == origin for p in m.prefixes)), None)
+    return next((m for m in chain if any(_prefix_origin(p) == origin for p in m.prefixes)),
+                None)
+
+
+def proxy_for(url: str, proxies: Mapping[str, str]) -> str | None:
+    """The proxy URL for ``url`` under ``proxies`` (as ``getproxies_environment()`` gives):
+    the scheme's, else ``all``, unless ``no`` (no_proxy) exempts the host."""
+    if not proxies:
+        return None
+    import urllib.request
+
+    parts = urlsplit(url)
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    # proxy_bypass_environment is the stdlib's no_proxy matcher (not in typeshed)
+    bypass: Callable[[str, Mapping[str, str]], bool] = getattr(  # noqa: B009
+        urllib.request, "proxy_bypass_environment")
+    if "no" in proxies and bypass(host, proxies):
+        return None
+    return proxies.get(parts.scheme.lower()) or proxies.get("all")
 
 
 def _index_roots(m: Mirror) -> list[str]:
-    return [_strip(m.simple_url)] + [_strip(a) for a in m.aliases if a.endswith("/simple/")]
+    return [_strip_prefix(m.simple_url)] + [_strip_prefix(a) for a in m.aliases
+                                            if a.endswith("/simple/")]
 
 
 def classify(url: str, chain: Sequence[Mirror]) -> Resource | None:

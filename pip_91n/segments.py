@@ -17,7 +17,7 @@ No I/O, no clock: callers pass rates in bytes per second.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Active", "RangeSet", "claim", "gaps", "steal"]
 
@@ -112,8 +112,7 @@ def claim(free: Sequence[Range], idle_workers: int, min_split: int) -> Range | N
     return start, start + share
 
 
-@dataclass(frozen=True)
-class Active:
+class Active(NamedTuple):
     """A range being fetched: ``pos`` is the next byte to write, ``end`` where it stops."""
 
     key: int

@@ -13,8 +13,7 @@ changing what pip sees:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:  # ``packaging`` is imported when a pin is judged, not with every page
     from packaging.version import Version
@@ -83,8 +82,7 @@ def versions_in(filenames: Iterable[str]) -> frozenset[Version]:
     return frozenset(out)
 
 
-@dataclass(frozen=True)
-class PageVerdict:
+class PageVerdict(NamedTuple):
     """Whether to serve a page, and why not."""
 
     serve: bool

@@ -1,5 +1,6 @@
-"""``pip_91n._pip_pool.PipPoolTransport`` in-process: the chain's requests over the pools of
-this interpreter's pip session, against loopback mirrors."""
+"""``pip_91n._pip_pool.PipPool`` in-process: the chain's requests over the pools of this
+interpreter's pip session, against loopback mirrors; through ``WireTransport``, as the
+download engine uses it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from pip_91n._pip_pool import PipPoolTransport, translate
+from pip_91n import wire
+from pip_91n._pip_pool import PipPool, translate
+from pip_91n._wire_httpx import WireTransport
 from tests.harness import PackageIndex, ResetAfter, ServerError
 
 session_mod = pytest.importorskip("pip._internal.network.session")
@@ -26,17 +29,17 @@ def pip_session() -> Iterator[Any]:
         session.close()
 
 
-def _pool(session: Any) -> PipPoolTransport:
+def _pool(session: Any) -> WireTransport:
     from pip._vendor.requests.adapters import HTTPAdapter
     from pip._vendor.requests.models import PreparedRequest
     from pip._vendor.requests.structures import CaseInsensitiveDict
 
-    pool = PipPoolTransport(HTTPAdapter, PreparedRequest, CaseInsensitiveDict)
+    pool = PipPool(HTTPAdapter, PreparedRequest, CaseInsensitiveDict)
     pool.bind(session, session.get_adapter)
-    return pool
+    return WireTransport(pool)
 
 
-def _get(pool: PipPoolTransport, url: str | httpx.URL, timeout: float = 5.0) -> httpx.Response:
+def _get(pool: WireTransport, url: str | httpx.URL, timeout: float = 5.0) -> httpx.Response:
     with httpx.Client(transport=pool, timeout=timeout) as client:
         resp = client.get(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
         resp.read()
@@ -68,7 +71,7 @@ def test_pages_and_files_travel_over_one_pooled_connection(
     assert [(p.num_connections, p.num_requests) for p in pools] == [(1, 2)]
 
 
-def test_retries_stay_off_and_errors_become_httpx_errors(
+def test_retries_stay_off_and_errors_become_wire_errors(
     pip_session: Any, dep_tree: PackageIndex, mirrors: Any, mirror_factory: Any,
 ) -> None:
     failing, resetting = mirrors(dep_tree, [ServerError(status=503),
@@ -118,9 +121,9 @@ def test_an_unbound_pool_fails_like_a_dead_connection() -> None:
     from pip._vendor.requests.models import PreparedRequest
     from pip._vendor.requests.structures import CaseInsensitiveDict
 
-    pool = PipPoolTransport(HTTPAdapter, PreparedRequest, CaseInsensitiveDict)
+    pool = PipPool(HTTPAdapter, PreparedRequest, CaseInsensitiveDict)
     with pytest.raises(httpx.ConnectError, match="no pip session"):
-        _get(pool, "http://127.0.0.1:9/simple/")
+        _get(WireTransport(pool), "http://127.0.0.1:9/simple/")
 
 
 def test_translate_maps_requests_and_urllib3_errors() -> None:
@@ -128,17 +131,17 @@ def test_translate_maps_requests_and_urllib3_errors() -> None:
     from pip._vendor.urllib3 import exceptions as uex
 
     cases = {
-        rex.ConnectTimeout("x"): httpx.ConnectTimeout,
-        rex.ReadTimeout("x"): httpx.ReadTimeout,
-        rex.ProxyError("x"): httpx.ProxyError,
-        rex.SSLError("x"): httpx.ConnectError,
-        rex.ConnectionError("x"): httpx.ConnectError,
+        rex.ConnectTimeout("x"): wire.CONNECT_TIMEOUT,
+        rex.ReadTimeout("x"): wire.READ_TIMEOUT,
+        rex.ProxyError("x"): wire.PROXY,
+        rex.SSLError("x"): wire.CONNECT,
+        rex.ConnectionError("x"): wire.CONNECT,
     }
-    for exc, cls in cases.items():
-        assert type(translate(exc, reading=False)) is cls, exc
-    assert type(translate(uex.ReadTimeoutError(None, "/", "slow"), reading=True)) \
-        is httpx.ReadTimeout
-    assert type(translate(uex.ProtocolError("reset"), reading=True)) is httpx.ReadError
+    for exc, kind in cases.items():
+        assert translate(exc, reading=False).kind == kind, exc
+    assert translate(uex.ReadTimeoutError(None, "/", "slow"), reading=True).kind \
+        == wire.READ_TIMEOUT
+    assert translate(uex.ProtocolError("reset"), reading=True).kind == wire.READ
 
 
 def test_tls_verification_follows_pip_and_requests(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -147,12 +150,12 @@ def test_tls_verification_follows_pip_and_requests(monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     session = types.SimpleNamespace(verify=True, trust_env=True)
-    assert PipPoolTransport._verify(session) is True  # pip's own context (truststore)
+    assert PipPool._verify(session) is True  # pip's own context (truststore)
     monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ca/curl.pem")
-    assert PipPoolTransport._verify(session) == "/etc/ca/curl.pem"
+    assert PipPool._verify(session) == "/etc/ca/curl.pem"
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ca/requests.pem")
-    assert PipPoolTransport._verify(session) == "/etc/ca/requests.pem"
+    assert PipPool._verify(session) == "/etc/ca/requests.pem"
     session.verify = "/etc/ca/pip-cert.pem"  # pip --cert
-    assert PipPoolTransport._verify(session) == "/etc/ca/pip-cert.pem"
+    assert PipPool._verify(session) == "/etc/ca/pip-cert.pem"
     session.verify, session.trust_env = True, False
-    assert PipPoolTransport._verify(session) is True
+    assert PipPool._verify(session) is True

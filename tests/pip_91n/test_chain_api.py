@@ -111,9 +111,10 @@ def test_default_inner_uses_the_environment_proxy(url: str, proxies: dict[str, s
                                                   expected: str | None) -> None:
     import httpx
 
-    from pip_91n._proxies import EnvProxyTransport, proxy_for
+    from pip_91n._proxies import EnvProxyTransport
+    from pip_91n.routing import proxy_for
 
-    assert proxy_for(httpx.URL(url), proxies) == expected
+    assert proxy_for(url, proxies) == expected
     chosen: list[str | None] = []
 
     def factory(proxy: str | None) -> httpx.BaseTransport:

@@ -245,3 +245,20 @@ def test_pip_config_file_devnull_means_no_pip_config_at_all(tmp_path: Path) -> N
     # as in pip: PIP_CONFIG_FILE=/dev/null skips every file, the global ones included
     assert pip_config_files({"PIP_CONFIG_FILE": os.devnull, "HOME": str(tmp_path)}) == []
     assert pip_index_url({"PIP_CONFIG_FILE": os.devnull, "HOME": str(tmp_path)}) is None
+
+
+def test_inside_pip_its_own_platformdirs_gives_the_same_paths(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    import platformdirs
+
+    from pip_91n import config
+
+    vendored = pytest.importorskip("pip._vendor.platformdirs")
+    for name in ("user_config_path", "site_config_path", "user_cache_path"):
+        assert getattr(vendored, name)("pip-91n") == getattr(platformdirs, name)("pip-91n")
+    monkeypatch.setitem(sys.modules, "pip._vendor.platformdirs", vendored)
+    assert config.platformdirs() is vendored  # no second copy imported into pip
+    monkeypatch.delitem(sys.modules, "pip._vendor.platformdirs")
+    assert config.platformdirs() is platformdirs
