@@ -245,15 +245,15 @@ def create_venv(
 
 def build_project_wheel(out_dir: Path, *, timeout: float = 300) -> Path:
     """Build the project's wheel from the repo (``pip wheel --no-deps --no-build-isolation``,
-    hatchling from the test extra) into ``out_dir``; returns its path."""
+    hatchling from the test dependency group) into ``out_dir``; returns its path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         import hatchling  # noqa: F401
     except ImportError:
         raise HarnessSetupError(
-            "hatchling is not installed in the test environment; install the test extra: "
-            "python -m pip install -e '.[test]'"
+            "hatchling is not installed in the test environment; install the test group: "
+            "python -m pip install --group test (pip >= 25.1), or run tox"
         ) from None
     env = clean_env(out_dir / "home")
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
