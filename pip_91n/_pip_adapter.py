@@ -59,7 +59,7 @@ class ChainShim:
         self.stream_from = stream_from
         self.chain = tuple(chain)
         self.wire = wire
-        self.transport = Failover.from_config(config, chain=self.chain, wire=wire)
+        self.failover = Failover.from_config(config, chain=self.chain, wire=wire)
         self.options = DownloadOptions.from_config(config)
         self.pins: dict[str, str] = {}  # project -> exact version pip asked for
         self._lock = threading.Lock()
@@ -85,24 +85,24 @@ class ChainShim:
         """Feed the health memory (a 404 is not held against a mirror) and the request log."""
         mirror = mirror_for_url(url, self.chain)
         if log:
-            self.transport.log.write(mirror.name if mirror else "-", url,
+            self.failover.log.write(mirror.name if mirror else "-", url,
                                      None if reason else 200, nbytes, seconds, reason or "")
         if mirror is None:
             return
         if reason is None:
-            self.transport.health.record_success(mirror.name, seconds)
+            self.failover.health.record_success(mirror.name, seconds)
         elif not reason.startswith("HTTP 404"):
-            self.transport.health.record_failure(mirror.name, reason)
+            self.failover.health.record_failure(mirror.name, reason)
 
     def ordered(self) -> list[Mirror]:
-        live, resting = split_by_health(self.chain, self.transport.health.snapshot(), time.time())
+        live, resting = split_by_health(self.chain, self.failover.health.snapshot(), time.time())
         return [*live, *resting]
 
     # -- files -------------------------------------------------------------------------------
 
     def candidates(self, res: Resource, request_url: str) -> list[str]:
         """The URLs of ``res`` on each chain mirror that can name it, healthiest first."""
-        known = self.transport.files.get(res.filename or "")
+        known = self.failover.files.get(res.filename or "")
         urls = known.urls if known else {}
         out: list[str] = []
         for mirror in self.ordered():
@@ -120,13 +120,13 @@ class ChainShim:
         (``again``: resting mirrors and re-reads too, after a failure)."""
         if res.project is None or res.filename is None:
             return
-        known = self.transport.files.get(res.filename)
+        known = self.failover.files.get(res.filename)
         urls = known.urls if known else {}
-        live, resting = split_by_health(self.chain, self.transport.health.snapshot(),
+        live, resting = split_by_health(self.chain, self.failover.health.snapshot(),
                                         time.time())
         todo = [m for m in (live + resting if again else live)
                 if resource_url(res, m, urls) is None
-                and (again or not self.transport.files.page_read(m.name, res.project))]
+                and (again or not self.failover.files.page_read(m.name, res.project))]
         threads = [threading.Thread(target=self._read_page, args=(m, res.project), daemon=True)
                    for m in todo]
         for t in threads:
@@ -136,7 +136,7 @@ class ChainShim:
 
     def _read_page(self, mirror: Mirror, project: str) -> None:
         t0 = time.monotonic()
-        reason = self.transport.read_page(mirror, project)
+        reason = self.failover.read_page(mirror, project)
         if reason is not None:
             url = resource_url(Resource(KIND_PAGE, project=project), mirror) or ""
             self.on_attempt(split_credentials(url)[0], reason, time.monotonic() - t0)
@@ -145,7 +145,7 @@ class ChainShim:
         return EngineBody(self, res, sha256, request_url)
 
     def close(self) -> None:
-        self.transport.close()
+        self.failover.close()
 
 
 def make_adapter_class(base: type, response_cls: type, headers_cls: type,
@@ -186,7 +186,7 @@ def make_adapter_class(base: type, response_cls: type, headers_cls: type,
             _, _, frag = url.partition("#")
             if frag.lower().startswith("sha256="):
                 return frag[7:].lower()
-            known = self.shim.transport.files.get(res.filename)
+            known = self.shim.failover.files.get(res.filename)
             return known.sha256 if known and not known.conflict else None
 
         def _response(self, request: Any, status: int, headers: Mapping[str, str] | Any,
@@ -217,7 +217,7 @@ def make_adapter_class(base: type, response_cls: type, headers_cls: type,
             pin = self.shim.pins.get(res.project or "") if res.kind == KIND_PAGE else None
             ask = Ask(request.url, list(request.headers.items()), pin)
             try:
-                got = self.shim.transport.serve(res, ask)
+                got = self.shim.failover.serve(res, ask)
             except AllMirrorsFailed as exc:
                 return self._failed(request, exc)
             try:

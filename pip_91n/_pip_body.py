@@ -31,9 +31,10 @@ _CHUNK = 64 * 1024
 class EngineBody(io.RawIOBase):
     """A file's bytes from the download engine.
 
-    Before it starts, the project pages of live mirrors that have not named the file yet are
-    read, so every mirror's copy is a candidate and the engine fails over (and resumes)
-    across all of them. Files below ``shim.stream_from`` (all files when it is None: pips
+    A small file whose size a page named is first fetched with one GET from the first
+    candidate (``_fast``). Otherwise, or when that fails, the project pages of live mirrors
+    that have not named the file yet are read, so every mirror's copy is a candidate and the
+    engine fails over (and resumes) across all of them. Files below ``shim.stream_from`` (all files when it is None: pips
     without download resumption, < 25.2) are handed to pip only once verified, from the
     engine's verified file (a corrupt mirror then costs pip nothing). Larger ones stream as
     they arrive, the last byte held back until the sha256 matched; if a mid-stream failure
@@ -70,7 +71,7 @@ class EngineBody(io.RawIOBase):
     def _done(self, nbytes: int) -> None:
         if self.served_by and not self.logged:
             self.logged = True
-            self.shim.transport.log.write(
+            self.shim.failover.log.write(
                 self.shim_name(self.served_by), self.served_by, 200, nbytes,
                 time.monotonic() - self.started)
 
@@ -98,7 +99,7 @@ class EngineBody(io.RawIOBase):
         """Small files that arrive verified anyway, of a size a page named: one GET from
         the first candidate in this thread (``download.fetch_small``). Their size, or None
         when the engine has to do it (it then reuses, resumes and fails over as usual)."""
-        known = self.shim.transport.files.get(self.res.filename or "")
+        known = self.shim.failover.files.get(self.res.filename or "")
         size = known.size if known is not None else None
         limit = self.shim.stream_from
         if size is None or (limit is not None and size >= limit):
@@ -117,10 +118,10 @@ class EngineBody(io.RawIOBase):
 
     def start(self) -> int | None:
         """Start; the size once known. Raises ``DownloadFailed`` when no mirror has it."""
-        self.shim.look_up_file(self.res)
         size = self._fast()
         if size is not None:
             return size
+        self.shim.look_up_file(self.res)  # only now: the other mirrors' pages cost requests
         self.stream = self._open()
         while True:
             size = self.stream.wait_size(3600)
