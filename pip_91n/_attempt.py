@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from pip_91n.catalog import Mirror
 from pip_91n.pages import JSON_TYPE, ProjectPage, is_page_content_type, parse_page
@@ -23,9 +22,10 @@ from pip_91n.routing import (
     KIND_INDEX,
     KIND_METADATA,
     KIND_PAGE,
+    SECRET_HEADERS,
     Resource,
-    cross_host_headers,
     resource_url,
+    same_origin,
     split_credentials,
 )
 from pip_91n.staleness import judge_page
@@ -44,8 +44,8 @@ PIN_EXTENSION = "pip_91n.pin"
 _SPOOL_MAX = 16 * 1024 * 1024
 _CHUNK = 64 * 1024
 _DROP = frozenset({"host", "content-length", "transfer-encoding", "connection"})
-_FILE_DROP = frozenset({"range", "if-range", "accept-encoding"})
-_CONDITIONAL = frozenset({"if-none-match", "if-modified-since"})
+_FILE_DROP = _DROP | {"range", "if-range", "accept-encoding"}
+_CROSS_DROP = SECRET_HEADERS | {"if-none-match", "if-modified-since"}  # stay on their origin
 _PAGE_ACCEPT = (
     f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"
 )
@@ -133,11 +133,6 @@ class _Fail(Exception):
 
 def _mime(headers: dict[str, str]) -> str:
     return headers.get("content-type", "").split(";", 1)[0].strip().lower()
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    p = urlsplit(url)
-    return (p.scheme, (p.hostname or "").lower(), p.port)
 
 
 def _pin(raw: Any) -> Version | None:
@@ -274,17 +269,20 @@ class Attempter:
     # -- the wire --------------------------------------------------------------------------
 
     def _headers(self, ask: Ask, url: str, res: Resource) -> list[tuple[str, str]]:
-        items = [(k, v) for k, v in ask.headers if k.lower() not in _DROP]
-        if res.kind in (KIND_FILE, KIND_METADATA):
-            items = [(k, v) for k, v in items if k.lower() not in _FILE_DROP]
+        """The caller's headers for ``url``: conditional and secret ones only to the origin
+        it asked, and files always whole and undecoded."""
+        is_file = res.kind in (KIND_FILE, KIND_METADATA)
+        drop = _FILE_DROP if is_file else _DROP
+        if not same_origin(ask.url, url):
+            drop = drop | _CROSS_DROP
+        items = [(k, v) for k, v in ask.headers if k.lower() not in drop]
+        if is_file:
             items.append(("accept-encoding", "identity"))
-        if _origin(ask.url) != _origin(url):
-            items = [(k, v) for k, v in items if k.lower() not in _CONDITIONAL]
-        return cross_host_headers(items, ask.url, url)
+        return items
 
     def _creds(self, mirror: Mirror, url: str) -> tuple[str, str] | None:
         own_url, own = split_credentials(mirror.simple_url)
-        return own if own and _origin(own_url) == _origin(url) else None
+        return own if own and same_origin(own_url, url) else None
 
     def _fetch(
         self, mirror: Mirror, url: str, headers: list[tuple[str, str]], res: Resource,

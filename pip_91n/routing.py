@@ -22,6 +22,7 @@ from pip_91n.catalog import LAYOUT_PYPI, Mirror
 
 __all__ = [
     "PYPI_HOSTS",
+    "SECRET_HEADERS",
     "Resource",
     "classify",
     "cross_host_headers",
@@ -32,6 +33,7 @@ __all__ = [
     "proxy_for",
     "redact",
     "resource_url",
+    "same_origin",
     "split_credentials",
 ]
 
@@ -40,7 +42,8 @@ PYPI_HOSTS = frozenset({"pypi.org", "files.pythonhosted.org", "pypi.python.org"}
 
 _DIST_RE = re.compile(r"\.(whl|tar\.gz|tgz|zip|tar\.bz2|tbz|tar\.xz|egg)$", re.IGNORECASE)
 _CAS_RE = re.compile(r"(?:^|/)([0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{60}/[^/]+)$")
-_SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie")
+#: Request headers that never leave their own origin.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 _NAME_RE = re.compile(r"[-_.]+")
 
 KIND_INDEX = "index"
@@ -98,6 +101,8 @@ class Resource(NamedTuple):
 
 def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
     """``url`` without its ``user:password@`` part, and that part (or None)."""
+    if "@" not in url:  # the common case, on every request: no parsing
+        return url, None
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url, None
@@ -111,6 +116,8 @@ def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
 
 def redact(url: str) -> str:
     """``url`` with any password replaced by ``***`` (and a lone token user too)."""
+    if "@" not in url:
+        return url
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url
@@ -120,10 +127,6 @@ def redact(url: str) -> str:
     shown = f"{quote(user, safe='')}:***" if password else "***"
     b = urlsplit(bare)
     return urlunsplit((b.scheme, f"{shown}@{b.netloc}", b.path, b.query, b.fragment))
-
-
-def _host(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower()
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -137,9 +140,14 @@ def cross_host_headers(
     headers: Iterable[tuple[str, str]], source_url: str, target_url: str
 ) -> list[tuple[str, str]]:
     """Request headers safe to send to ``target_url``: secrets stay on their own origin."""
-    if _origin(source_url) == _origin(target_url):
+    if same_origin(source_url, target_url):
         return list(headers)
-    return [(k, v) for k, v in headers if k.lower() not in _SECRET_HEADERS]
+    return [(k, v) for k, v in headers if k.lower() not in SECRET_HEADERS]
+
+
+def same_origin(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` share scheme, host and port (default ports spelled or not)."""
+    return _origin(a) == _origin(b)
 
 
 def _strip(url: str) -> str:
@@ -155,7 +163,10 @@ _prefix_origin = functools.lru_cache(maxsize=512)(_origin)
 
 def mirror_for_url(url: str, chain: Sequence[Mirror]) -> Mirror | None:
     """The chain mirror that ``url`` belongs to: longest prefix, else same origin."""
-    target = _strip(url)
+    return _mirror_for(url, _strip(url), chain)
+
+
+def _mirror_for(url: str, target: str, chain: Sequence[Mirror]) -> Mirror | None:
     best: tuple[int, Mirror] | None = None
     for m in chain:
         for prefix in m.prefixes:
@@ -196,12 +207,13 @@ def classify(url: str, chain: Sequence[Mirror]) -> Resource | None:
 
     Chain URLs are those of a chain mirror, plus pypi.org and files.pythonhosted.org.
     """
-    mirror = mirror_for_url(url, chain)
-    host = _host(url)
+    target = _strip(url)
+    mirror = _mirror_for(url, target, chain)
+    parts = urlsplit(target)
+    host = parts.hostname or ""
     if mirror is None and host not in PYPI_HOSTS:
         return None
-    target = _strip(url)
-    path = urlsplit(target).path
+    path = parts.path
     name = mirror.name if mirror else None
     roots = _index_roots(mirror) if mirror else []
     if host == "pypi.org" or host == "pypi.python.org":
