@@ -32,11 +32,6 @@ from pip_91n.catalog import Catalog, Mirror, builtin_catalog, mirror_from_url
 from pip_91n.errors import ConfigError
 from pip_91n.pipconf import PipIndex, pip_index_url
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 __all__ = [
     "DEFAULT_HEDGE_DELAY",
     "DEFAULT_TIMEOUT",
@@ -304,6 +299,12 @@ def read_toml_layer(path: Path, kind: str) -> ConfigLayer | None:
         raise ConfigError(f"{path}: cannot read the pip-91n config file ({exc}); fix its "
                           "permissions or encoding (UTF-8), or point PIP_91N_CONFIG elsewhere"
                           ) from exc
+    if not text.strip():
+        return ConfigLayer(str(path), kind, {}, {})  # an empty file: no TOML parser needed
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -262,3 +262,12 @@ def test_inside_pip_its_own_platformdirs_gives_the_same_paths(
     assert config.platformdirs() is vendored  # no second copy imported into pip
     monkeypatch.delitem(sys.modules, "pip._vendor.platformdirs")
     assert config.platformdirs() is platformdirs
+
+
+def test_an_empty_config_file_is_an_empty_layer(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("\n  \n", encoding="utf-8")
+    assert read_toml_layer(path, "user") == ConfigLayer(str(path), "user", {}, {})
+    cfg = load_config({"PIP_91N_CONFIG": str(path), "PIP_CONFIG_FILE": os.devnull,
+                       "PIP_91N_MIRRORS": "tuna,pypi"})
+    assert [m.name for m in cfg.chain] == ["tuna", "pypi"]
