@@ -34,9 +34,10 @@ class EngineBody(io.RawIOBase):
     A small file whose size a page named is first fetched with one GET from the first
     candidate (``_fast``). Otherwise, or when that fails, the project pages of live mirrors
     that have not named the file yet are read, so every mirror's copy is a candidate and the
-    engine fails over (and resumes) across all of them. Files below ``shim.stream_from`` (all files when it is None: pips
-    without download resumption, < 25.2) are handed to pip only once verified, from the
-    engine's verified file (a corrupt mirror then costs pip nothing). Larger ones stream as
+    engine fails over (and resumes) across all of them. Files below ``shim.stream_from``
+    (all files when it is None: pips without download resumption, < 25.2) are handed to pip
+    only once verified, from the engine's verified file (a corrupt mirror then costs pip
+    nothing). Larger ones stream as
     they arrive, the last byte held back until the sha256 matched; if a mid-stream failure
     or a restart changed bytes pip already has, ``read`` raises urllib3's ``ReadTimeoutError``
     (what pip >= 25.2 resumes after), and pip's own resume asks again for the verified file.
