@@ -26,7 +26,6 @@ from pip_91n.wire import (
 
 __all__ = ["HttpxWire", "WireTransport"]
 
-_CHUNK = 64 * 1024
 _TO_HTTPX: dict[str, type[httpx.TransportError]] = {
     CONNECT: httpx.ConnectError,
     CONNECT_TIMEOUT: httpx.ConnectTimeout,
