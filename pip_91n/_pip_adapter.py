@@ -25,7 +25,7 @@ from pip_91n._attempt import Ask
 from pip_91n._pip_body import BUFFER_MAX, EngineBody, RawBody
 from pip_91n.catalog import Mirror
 from pip_91n.config import MirrorConfig
-from pip_91n.download import DownloadOptions
+from pip_91n.download import DownloadOptions, health_reporter
 from pip_91n.errors import AllMirrorsFailed, DownloadFailed
 from pip_91n.failover import Failover
 from pip_91n.health import split_by_health
@@ -64,6 +64,7 @@ class ChainShim:
         self.pins: dict[str, str] = {}  # project -> exact version pip asked for
         self._lock = threading.Lock()
         self._engine_transport: httpx.BaseTransport | None = None
+        self._report_health = health_reporter(self.failover.health, self.chain)
 
     def engine_transport(self) -> httpx.BaseTransport:
         """The wire as an httpx transport, for the download engine (loads httpx)."""
@@ -83,16 +84,15 @@ class ChainShim:
     def on_attempt(self, url: str, reason: str | None, seconds: float,
                    nbytes: int = 0, log: bool = True) -> None:
         """Feed the health memory (a 404 is not held against a mirror) and the request log."""
-        mirror = mirror_for_url(url, self.chain)
         if log:
-            self.failover.log.write(mirror.name if mirror else "-", url,
-                                     None if reason else 200, nbytes, seconds, reason or "")
-        if mirror is None:
-            return
-        if reason is None:
-            self.failover.health.record_success(mirror.name, seconds)
-        elif not reason.startswith("HTTP 404"):
-            self.failover.health.record_failure(mirror.name, reason)
+            self.failover.log.write(self.mirror_name(url), url, None if reason else 200,
+                                    nbytes, seconds, reason or "")
+        self._report_health(url, reason, seconds)
+
+    def mirror_name(self, url: str) -> str:
+        """The name of the chain mirror ``url`` belongs to, ``-`` for none (for the log)."""
+        mirror = mirror_for_url(url, self.chain)
+        return mirror.name if mirror else "-"
 
     def ordered(self) -> list[Mirror]:
         live, resting = split_by_health(self.chain, self.failover.health.snapshot(), time.time())

@@ -73,14 +73,8 @@ class EngineBody(io.RawIOBase):
         if self.served_by and not self.logged:
             self.logged = True
             self.shim.failover.log.write(
-                self.shim_name(self.served_by), self.served_by, 200, nbytes,
+                self.shim.mirror_name(self.served_by), self.served_by, 200, nbytes,
                 time.monotonic() - self.started)
-
-    def shim_name(self, url: str) -> str:
-        from pip_91n.routing import mirror_for_url
-
-        mirror = mirror_for_url(url, self.shim.chain)
-        return mirror.name if mirror else "-"
 
     def _extend(self) -> bool:
         """Read the other mirrors' pages again and reopen; False when nothing new turned up."""
