@@ -29,10 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from pip_91n.catalog import LAYOUT_PYPI, Mirror  # noqa: E402
-from pip_91n.config import DEFAULT_HEDGE_DELAY, DEFAULT_TIMEOUT  # noqa: E402
-from pip_91n.health import HealthStore  # noqa: E402
-from pip_91n.transport import FailoverTransport  # noqa: E402
+from pip_91n.chain.health import HealthStore  # noqa: E402
+from pip_91n.chain.transport import FailoverTransport  # noqa: E402
+from pip_91n.settings.catalog import LAYOUT_PYPI, Mirror  # noqa: E402
+from pip_91n.settings.values import DEFAULT_HEDGE_DELAY, DEFAULT_TIMEOUT  # noqa: E402
 from tests.harness import (  # noqa: E402
     BlackHole,
     MirrorServer,

@@ -1,4 +1,4 @@
-"""Benchmark: pip_91n.download against loopback mirrors (tests.harness), side by side in one run.
+"""Benchmark: pip_91n.downloads.api against loopback mirrors (tests.harness), side by side in one run.
 
 1. Throughput: one file (default 200 MB) from ONE mirror vs from THREE mirrors, every mirror
    throttled to the same rate (``--rate``, bytes/s). Goal: three mirrors >= 2.5x one.
@@ -28,14 +28,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pip_91n.download import DownloadOptions, fetch  # noqa: E402
-from pip_91n.partials import Journal, PartialStore  # noqa: E402
+from pip_91n.downloads import DownloadOptions, fetch  # noqa: E402
+from pip_91n.downloads.partials import Journal, PartialStore  # noqa: E402
 from tests.harness import MirrorServer, PackageIndex, Throttle  # noqa: E402
 
 MB = 1024 * 1024
 _CHILD = """
 import sys
-from pip_91n.download import DownloadOptions, fetch
+from pip_91n.downloads import DownloadOptions, fetch
 urls, sha, dest = sys.argv[1].split(","), sys.argv[2], sys.argv[3]
 fetch(urls, sha, dest, options=DownloadOptions.from_env())
 """

@@ -102,7 +102,7 @@ def _child(engine: str, path: str, prefill: int, decode: int, rounds: int) -> di
             clock = Clock()
             t1 = time.perf_counter()
             model.generate(ids, max_new_tokens=1 + decode, min_new_tokens=1 + decode,
-                           logits_processor=LogitsProcessorList([clock]), **kwargs)  # fmt: skip
+                           logits_processor=LogitsProcessorList([clock]), **kwargs)
             prefills.append(clock.times[0] - t1)  # the prompt's forward pass, to the first token
             decodes.append(clock.times[-1] - clock.times[0])  # `decode` single-token steps
         prefill_s, decode_s = min(prefills), min(decodes)
@@ -197,7 +197,7 @@ def _bytes_per_token(path: str) -> tuple[int, int]:
     non_expert = sum(
         t.nbytes for n, t in ck.tensors.items()
         if ".mlp.experts." not in n and n != "model.embed_tokens.weight"
-    ) + s.hidden_size * 2  # fmt: skip
+    ) + s.hidden_size * 2
     routed = s.num_experts_per_tok * s.num_hidden_layers
     h, i = s.hidden_size, s.intermediate_size
     dense_expert = (2 * i * h + i * h) * 2 + (2 * i + h) * 2
@@ -206,7 +206,7 @@ def _bytes_per_token(path: str) -> tuple[int, int]:
 
 def _run_child(engine: str, args: argparse.Namespace, path: str) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", engine, "--dir", path,
-           "--prefill", str(args.prefill), "--decode", str(args.decode), "--rounds", str(args.rounds)]  # fmt: skip
+           "--prefill", str(args.prefill), "--decode", str(args.decode), "--rounds", str(args.rounds)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
     if proc.returncode != 0:
         return {"engine": engine, "error": proc.stderr.strip().splitlines()[-1][:200]}
@@ -219,7 +219,7 @@ def _gb(n: float) -> str:
 
 def _table(rows: list[dict[str, Any]], bpt: dict[str, int], bw: float, label: str) -> str:
     names = {"ours": "oss_runtime (mapped MXFP4)", "hf": "transformers (Mxfp4Config(dequantize=True))",
-             "ours-20b": "oss_runtime, 20B-shape sparse checkpoint (24 layers)"}  # fmt: skip
+             "ours-20b": "oss_runtime, 20B-shape sparse checkpoint (24 layers)"}
     lines = [
         f"Checkpoint: {label}. Machine: {platform.machine()}, {os.cpu_count()} cores, "
         f"measured read bandwidth {bw:.1f} GB/s (the machine is shared). bf16 non-expert path, "
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(r)
     layer = _run_child("experts", args, str(path))
     label = (f"synthetic full-width gpt-oss ({args.layers} of 24 layers at real widths, vocab 201088, "
-             f"32 experts top-4, random MXFP4 experts), prompt {args.prefill} tokens, {args.decode} decoded")  # fmt: skip
+             f"32 experts top-4, random MXFP4 experts), prompt {args.prefill} tokens, {args.decode} decoded")
     table = _table(rows, bpt, bw, label)
     if "error" not in layer:
         ck_spec = _spec(str(path))

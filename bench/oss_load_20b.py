@@ -52,7 +52,7 @@ def _child(path: str, prompt: int, new: int) -> dict[str, Any]:
     from oss_runtime.benchmark import run_benchmark
 
     return run_benchmark(path, prompt_tokens=prompt, new_tokens=new,
-                         load_kwargs={"progress": False})  # fmt: skip
+                         load_kwargs={"progress": False})
 
 
 def _run(path: Path, prompt: int, new: int) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def _run(path: Path, prompt: int, new: int) -> dict[str, Any]:
         os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     )
     cmd = [sys.executable, __file__, "--child", "--dir", str(path), "--prompt", str(prompt),
-           "--new", str(new)]  # fmt: skip
+           "--new", str(new)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
     if proc.returncode:
         raise SystemExit(f"child failed:\n{proc.stderr[-3000:]}")
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.rounds):
         r = _run(path, args.prompt, args.new)
         print(f"round {i + 1}: first token {r['first_token_s']:.2f} s, decode "
-              f"{r['decode_tok_s']:.2f} tok/s, peak RSS {r['peak_rss'] / 1e9:.2f} GB", flush=True)  # fmt: skip
+              f"{r['decode_tok_s']:.2f} tok/s, peak RSS {r['peak_rss'] / 1e9:.2f} GB", flush=True)
         rounds.append(r)
     table = _table(rounds)
     print(table)

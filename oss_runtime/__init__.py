@@ -19,18 +19,18 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "inspect_checkpoint": "checkpoint",
-    "Checkpoint": "checkpoint",
-    "TensorInfo": "checkpoint",
-    "ModelSpec": "spec",
-    "load_model": "bind",
-    "load_gpt_oss_20b": "api",
-    "GptOssRuntime": "api",
-    "LoadPlan": "plan",
-    "LoadOptions": "plan",
-    "plan_load": "plan",
-    "Environment": "environment",
-    "detect_environment": "environment",
+    "inspect_checkpoint": "oss_runtime.checkpoint",
+    "Checkpoint": "oss_runtime.checkpoint",
+    "TensorInfo": "oss_runtime.checkpoint",
+    "ModelSpec": "oss_runtime.spec",
+    "load_model": "oss_runtime.bind",
+    "load_gpt_oss_20b": "oss_runtime.api",
+    "GptOssRuntime": "oss_runtime.api",
+    "LoadPlan": "oss_runtime.plan",
+    "LoadOptions": "oss_runtime.plan",
+    "plan_load": "oss_runtime.plan",
+    "Environment": "oss_runtime.environment",
+    "detect_environment": "oss_runtime.environment",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]
@@ -40,7 +40,7 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'oss_runtime' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

@@ -11,9 +11,10 @@
 
 Steps: `resolve.resolve_source` (directory | HF cache | download), `checkpoint.inspect_checkpoint`
 (headers only), `plan.plan_load` (pure, with reasons; raises instead of silently falling back),
-then the plan's backend: ``"mapped"`` (`bind.load_model`, CPU, MXFP4 experts memory-mapped) or
-``"transformers"`` (``GptOssForCausalLM.from_pretrained``: native MXFP4 kernels on a GPU, or
-dequantized weights when asked and memory allows).
+then the plan's backend, each in a module of its own: ``"mapped"`` (`bind.load_model`, CPU,
+MXFP4 experts memory-mapped) or ``"transformers"`` (`native.load_transformers_model`:
+``GptOssForCausalLM.from_pretrained`` with native MXFP4 kernels on a GPU, or dequantized weights
+when asked and memory allows).
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import Checkpoint, inspect_checkpoint
-from .environment import Environment, detect_environment
-from .errors import MissingDependency
-from .plan import LoadOptions, LoadPlan, parse_bytes, plan_load
-from .resolve import Resolved, resolve_source
+from oss_runtime.checkpoint import Checkpoint, inspect_checkpoint
+from oss_runtime.environment import Environment, detect_environment
+from oss_runtime.errors import MissingDependency
+from oss_runtime.plan import LoadOptions, LoadPlan, parse_bytes, plan_load
+from oss_runtime.resolve import Resolved, resolve_source
 
 __all__ = ["GptOssRuntime", "load_gpt_oss_20b", "load_tokenizer"]
 
@@ -54,19 +55,19 @@ class GptOssRuntime:
     def generate(self, prompt_or_messages: str | Sequence[Mapping[str, Any]], *,
                  max_new_tokens: int = 256, stream: bool = False, reasoning_effort: str = "medium",
                  return_analysis: bool = False, system: str | None = None,
-                 temperature: float = 0.0, seed: int | None = 0) -> Any:  # fmt: skip
+                 temperature: float = 0.0, seed: int | None = 0) -> Any:
         """Chat in the harmony format; see `oss_runtime.chat.generate`."""
-        from .chat import generate
+        from oss_runtime.chat import generate
 
         return generate(self.model, self.tokenizer, prompt_or_messages,
                         max_new_tokens=max_new_tokens, stream=stream,
                         reasoning_effort=reasoning_effort, return_analysis=return_analysis,
-                        system=system, temperature=temperature, seed=seed)  # fmt: skip
+                        system=system, temperature=temperature, seed=seed)
 
     def __repr__(self) -> str:
         p = self.plan
         return (f"GptOssRuntime({str(self.path)!r}, device={p.device!r}, quantization="
-                f"{p.quantization!r}, dtype={p.dtype!r}, backend={p.backend!r})")  # fmt: skip
+                f"{p.quantization!r}, dtype={p.dtype!r}, backend={p.backend!r})")
 
 
 def load_tokenizer(path: str | os.PathLike[str]) -> Any:
@@ -87,27 +88,6 @@ def _cache_bytes(expert_cache: int | str | None) -> int:
     if expert_cache in (None, 0, "0", "off", False):
         return 0
     return parse_bytes(expert_cache)
-
-
-def _transformers_model(path: Path, plan: LoadPlan) -> Any:
-    try:
-        import torch
-        from transformers import GptOssForCausalLM, Mxfp4Config  # type: ignore[attr-defined,unused-ignore]
-    except ImportError as exc:  # pragma: no cover
-        raise MissingDependency(
-            f"this plan needs transformers with gpt-oss support ({exc})."
-        ) from exc
-    kwargs: dict[str, Any] = {"dtype": getattr(torch, plan.dtype)}
-    if plan.max_memory:
-        kwargs.update(device_map="auto", max_memory=dict(plan.max_memory))
-    else:
-        kwargs["device_map"] = plan.device
-    if plan.quantization == "dequantized":
-        kwargs["quantization_config"] = Mxfp4Config(dequantize=True)
-    if plan.device == "cpu":
-        kwargs["attn_implementation"] = "eager"
-    model: Any = GptOssForCausalLM.from_pretrained(os.fspath(path), **kwargs)
-    return model.eval()
 
 
 def load_gpt_oss_20b(
@@ -138,21 +118,23 @@ def load_gpt_oss_20b(
     """
     started = time.perf_counter()
     resolved = resolve_source(source, revision=revision, offline=offline, endpoints=endpoints,
-                              progress=progress)  # fmt: skip
+                              progress=progress)
     ck = inspect_checkpoint(resolved.path)
     env = environment or detect_environment()
     if dtype is not None and not isinstance(dtype, str):
         dtype = str(dtype).replace("torch.", "")
     options = LoadOptions(device=device, quantization=quantization, dtype=dtype,
                           max_memory=max_memory, expert_cache=_cache_bytes(expert_cache),
-                          prefill_chunk=prefill_chunk or 512)  # fmt: skip
+                          prefill_chunk=prefill_chunk or 512)
     plan = plan_load(ck, env, options)
     if plan.backend == "mapped":
-        from .bind import load_model
+        from oss_runtime.bind import load_model
 
         model = load_model(resolved.path, dtype=plan.dtype, expert_cache_bytes=options.expert_cache,
-                           kernel=kernel, prefill_chunk=prefill_chunk, checkpoint=ck)  # fmt: skip
+                           kernel=kernel, prefill_chunk=prefill_chunk, checkpoint=ck)
     else:
-        model = _transformers_model(resolved.path, plan)
+        from oss_runtime.native import load_transformers_model
+
+        model = load_transformers_model(resolved.path, plan)
     tokenizer = load_tokenizer(resolved.path)
     return GptOssRuntime(model, tokenizer, plan, resolved, ck, time.perf_counter() - started)

@@ -33,13 +33,13 @@ def memory_status() -> dict[str, int]:
 
 def run_benchmark(source: str | os.PathLike[str] | None, *, prompt_tokens: int = 32,
                   new_tokens: int = 8, threads: int | None = None,
-                  load_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+                  load_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Load ``source`` with `load_gpt_oss_20b`, prefill ``prompt_tokens``, decode ``new_tokens``."""
     import torch
     from transformers import DynamicCache
 
-    from .api import load_gpt_oss_20b
-    from .chat import cache_kwarg
+    from oss_runtime.api import load_gpt_oss_20b
+    from oss_runtime.chat import cache_kwarg
 
     if threads:
         torch.set_num_threads(threads)
@@ -100,6 +100,6 @@ def format_table(result: Mapping[str, Any]) -> str:
     ]
     if "rss_anon" in result:
         rows.append(("RSS now", f"{result['rss_anon'] / gb:.2f} GB anonymous + "
-                                f"{result.get('rss_file', 0) / gb:.2f} GB file-backed"))  # fmt: skip
+                                f"{result.get('rss_file', 0) / gb:.2f} GB file-backed"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"| {k:<{width}} | {v} |" for k, v in rows)

@@ -19,8 +19,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .checkpoint import Checkpoint, TensorInfo, inspect_checkpoint
-from .errors import CheckpointError, MissingDependency
+from oss_runtime.checkpoint import Checkpoint, TensorInfo, inspect_checkpoint
+from oss_runtime.errors import CheckpointError, MissingDependency
 
 __all__ = ["MappedFiles", "load_model", "resolve_dtype"]
 
@@ -47,7 +47,7 @@ def resolve_dtype(dtype: Any) -> Any:
         value = dtype
     else:
         value = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-                 "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}.get(str(dtype))  # fmt: skip
+                 "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}.get(str(dtype))
     if value not in (torch.float32, torch.bfloat16, torch.float16):
         raise ValueError(f"dtype must be 'float32', 'bfloat16' or 'float16', got {dtype!r}")
     return value
@@ -136,8 +136,8 @@ def load_model(
     than ``prefill_chunk`` tokens run in chunks sharing the KV cache (``None`` disables it).
     """
     torch = _torch()
-    from . import experts as ex
-    from .layout import expert_prefix
+    from oss_runtime import experts as ex
+    from oss_runtime.layout import expert_prefix
 
     ck = checkpoint or inspect_checkpoint(path)
     compute = resolve_dtype(dtype)
@@ -186,7 +186,7 @@ def load_model(
         experts = ex.MappedExperts(
             weights, layer_idx=i, dtype=compute, limit=spec.swiglu_limit, alpha=spec.swiglu_alpha,
             tile_rows=tile_rows, cache=cache, kernel=fused, kernel_max_tokens=kernel_max_tokens,
-        )  # fmt: skip
+        )
         layer.mlp = ex.RoutedMoE(layer.mlp.router, experts)
     leftover = sorted(
         n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta
@@ -194,7 +194,7 @@ def load_model(
     if leftover:
         raise CheckpointError(f"{ck.root}: no weights were bound for {', '.join(leftover[:8])}.")
     if prefill_chunk:
-        from .prefill import install_chunked_prefill
+        from oss_runtime.prefill import install_chunked_prefill
 
         install_chunked_prefill(model, prefill_chunk)
     model.eval()
@@ -214,7 +214,7 @@ def _contiguous_input(module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
 def _pick_kernel(kernel: str | bool) -> Any:
     if kernel is False or kernel == "off":
         return None
-    from . import kernel as kernel_mod
+    from oss_runtime import kernel as kernel_mod
 
     fn = kernel_mod.load_kernel(required=kernel is True or kernel == "on")
     return fn

@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Union
 
-from .errors import CheckpointError
+from oss_runtime.errors import CheckpointError
 
 __all__ = ["STOP_TOKENS", "ChatReply", "HarmonyParser", "cache_kwarg", "generate", "render_prompt"]
 
@@ -46,7 +46,7 @@ class HarmonyParser:
     def __init__(self, tokenizer: Any) -> None:
         self.tok = tokenizer
         ids = {t: tokenizer.convert_tokens_to_ids(t) for t in
-               ("<|start|>", "<|end|>", "<|message|>", "<|channel|>", *STOP_TOKENS)}  # fmt: skip
+               ("<|start|>", "<|end|>", "<|message|>", "<|channel|>", *STOP_TOKENS)}
         unk = getattr(tokenizer, "unk_token_id", None)
         self.ids = {t: i for t, i in ids.items() if i is not None and i != unk}
         self.stops = {self.ids[t]: t for t in STOP_TOKENS if t in self.ids}
@@ -123,7 +123,7 @@ def _messages(prompt: Messages, system: str | None) -> list[dict[str, Any]]:
 
 
 def render_prompt(tokenizer: Any, prompt: Messages, *, reasoning_effort: str = "medium",
-                  system: str | None = None) -> list[int]:  # fmt: skip
+                  system: str | None = None) -> list[int]:
     """Token ids of the harmony prompt, ending with the assistant's turn header."""
     if tokenizer is None:
         raise CheckpointError(
@@ -139,7 +139,7 @@ def render_prompt(tokenizer: Any, prompt: Messages, *, reasoning_effort: str = "
             f"reasoning_effort must be 'low', 'medium' or 'high', got {reasoning_effort!r}"
         )
     out = tokenizer.apply_chat_template(_messages(prompt, system), add_generation_prompt=True,
-                                        tokenize=True, reasoning_effort=reasoning_effort)  # fmt: skip
+                                        tokenize=True, reasoning_effort=reasoning_effort)
     if isinstance(out, Mapping) or hasattr(out, "input_ids"):
         out = out["input_ids"]
     return [int(i) for i in out]
@@ -153,7 +153,7 @@ def cache_kwarg(model: Any) -> str:
 
 
 def _tokens(model: Any, prompt_ids: list[int], max_new_tokens: int, stops: set[int],
-            temperature: float, seed: int | None) -> Iterator[int]:  # fmt: skip
+            temperature: float, seed: int | None) -> Iterator[int]:
     import torch
     from transformers import DynamicCache
 
@@ -179,7 +179,7 @@ def _tokens(model: Any, prompt_ids: list[int], max_new_tokens: int, stops: set[i
 
 def generate(model: Any, tokenizer: Any, prompt: Messages, *, max_new_tokens: int = 256,
              stream: bool = False, reasoning_effort: str = "medium", return_analysis: bool = False,
-             system: str | None = None, temperature: float = 0.0, seed: int | None = 0) -> Any:  # fmt: skip
+             system: str | None = None, temperature: float = 0.0, seed: int | None = 0) -> Any:
     """Text of the final channel (``ChatReply`` with ``return_analysis``), or a stream of pieces.
 
     With ``stream=True`` the result is an iterator of final-channel text pieces, or of
@@ -206,4 +206,4 @@ def generate(model: Any, tokenizer: Any, prompt: Messages, *, max_new_tokens: in
         return parser.texts.get("final", "")
     reason = {"<|call|>": "call", None: "length"}.get(parser.done, "stop")
     return ChatReply(parser.texts.get("final", ""), parser.texts.get("analysis", ""), reason,
-                     tuple(generated))  # fmt: skip
+                     tuple(generated))

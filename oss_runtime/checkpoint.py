@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Union
 
-from .errors import CheckpointError
-from .layout import DTYPE_SIZES, TensorSpec, expected_tensors
-from .spec import ModelSpec, spec_from_config
+from oss_runtime.errors import CheckpointError
+from oss_runtime.layout import DTYPE_SIZES, TensorSpec, expected_tensors
+from oss_runtime.spec import ModelSpec, spec_from_config
 
 __all__ = [
     "INDEX_NAME",
@@ -183,7 +183,7 @@ def _shard_files(root: Path) -> tuple[list[Path], dict[str, str]]:
     files = sorted(root.glob("*.safetensors"))
     if not files:
         raise _fail(root, "no *.safetensors files and no model.safetensors.index.json found.",
-                    "Point to a Hugging Face-layout gpt-oss checkpoint directory.")  # fmt: skip
+                    "Point to a Hugging Face-layout gpt-oss checkpoint directory.")
     return files, {}
 
 

@@ -19,7 +19,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .errors import OssRuntimeError
+from oss_runtime.errors import OssRuntimeError
 
 __all__ = ["build_parser", "main"]
 
@@ -29,7 +29,7 @@ def _gb(n: int) -> str:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from .synth import synth_config, write_checkpoint
+    from oss_runtime.synth import synth_config, write_checkpoint
 
     shape = args.shape
     sparse = args.sparse or shape == "20b-sparse"
@@ -43,7 +43,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     root = write_checkpoint(
         args.dir, config, sparse=sparse, shards=args.shards, index=not args.no_index, seed=args.seed
     )
-    from .checkpoint import inspect_checkpoint
+    from oss_runtime.checkpoint import inspect_checkpoint
 
     ck = inspect_checkpoint(root)
     kind = "sparse (holes, no disk)" if sparse else "random data"
@@ -55,7 +55,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from .checkpoint import inspect_checkpoint
+    from oss_runtime.checkpoint import inspect_checkpoint
 
     ck = inspect_checkpoint(args.dir)
     s = ck.spec
@@ -63,14 +63,14 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     print(f"shards       {len(ck.files)}")
     print(f"tensors      {len(ck.tensors)} ({_gb(ck.total_bytes)})")
     print(f"experts      {s.num_local_experts} per layer, top-{s.num_experts_per_tok}, "
-          f"{s.quant_method or 'dense'} ({_gb(ck.expert_bytes())})")  # fmt: skip
+          f"{s.quant_method or 'dense'} ({_gb(ck.expert_bytes())})")
     print(f"layers       {s.num_hidden_layers} (hidden {s.hidden_size}, vocab {s.vocab_size})")
     print(f"non-expert   {_gb(ck.total_bytes - ck.expert_bytes())}")
     return 0
 
 
 def _cmd_kernel(args: argparse.Namespace) -> int:
-    from .kernel import status
+    from oss_runtime.kernel import status
 
     print(status())
     return 0
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_inspect)
     p = sub.add_parser("kernel", help="build the fused MXFP4 kernel and report which path runs")
     p.set_defaults(func=_cmd_kernel)
-    from .cli_run import add_parsers
+    from oss_runtime.cli_run import add_parsers
 
     add_parsers(sub)
     return parser

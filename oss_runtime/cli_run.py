@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from .errors import OssRuntimeError
+from oss_runtime.errors import OssRuntimeError
 
 __all__ = ["add_parsers", "memory_table"]
 
@@ -19,7 +19,7 @@ def _load_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quantization", default="auto", help="auto | mxfp4 | dequantize")
     p.add_argument("--dtype", default=None, help="bfloat16 (default) | float32 | float16")
     p.add_argument("--max-memory", action="append", default=None, metavar="DEV=SIZE",
-                   help="accelerate-style budget, e.g. cpu=12GiB or 0=20GiB (repeatable)")  # fmt: skip
+                   help="accelerate-style budget, e.g. cpu=12GiB or 0=20GiB (repeatable)")
     p.add_argument(
         "--expert-cache", default="0", help="bytes of dequantized experts kept, e.g. 2GB"
     )
@@ -38,12 +38,12 @@ def _max_memory(items: list[str] | None) -> dict[int | str, str] | None:
 
 
 def _options(args: argparse.Namespace) -> Any:
-    from .api import _cache_bytes
-    from .plan import LoadOptions
+    from oss_runtime.api import _cache_bytes
+    from oss_runtime.plan import LoadOptions
 
     return LoadOptions(device=args.device, quantization=args.quantization, dtype=args.dtype,
                        max_memory=_max_memory(args.max_memory),
-                       expert_cache=_cache_bytes(args.expert_cache))  # fmt: skip
+                       expert_cache=_cache_bytes(args.expert_cache))
 
 
 def memory_table(
@@ -52,8 +52,8 @@ def memory_table(
     """Markdown rows: what the plan would be on a CPU-only machine with 8/16/32 GB of RAM."""
     import dataclasses
 
-    from .environment import Environment
-    from .plan import LoadOptions, plan_load
+    from oss_runtime.environment import Environment
+    from oss_runtime.plan import LoadOptions, plan_load
 
     opts = options or LoadOptions()
     rows = ["| RAM | plan | estimated peak | dequantized (transformers) |", "|---|---|---|---|"]
@@ -71,17 +71,17 @@ def memory_table(
         except OssRuntimeError as exc:
             deq_text = "refused (" + str(exc).split(" but ")[0].split("needs ")[-1] + ")"
         rows.append(f"| {gb} GB | {plan.backend}, {plan.quantization} | "
-                    f"{plan.estimated_peak_bytes / 1e9:.1f} GB ({fits}) | {deq_text} |")  # fmt: skip
+                    f"{plan.estimated_peak_bytes / 1e9:.1f} GB ({fits}) | {deq_text} |")
     return rows
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from .checkpoint import inspect_checkpoint
-    from .environment import detect_environment
-    from .plan import plan_load
-    from .resolve import endpoint_chain, resolve_source
-    from .spec import spec_from_config
-    from .synth import synth_config
+    from oss_runtime.checkpoint import inspect_checkpoint
+    from oss_runtime.environment import detect_environment
+    from oss_runtime.plan import plan_load
+    from oss_runtime.resolve import endpoint_chain, resolve_source
+    from oss_runtime.spec import spec_from_config
+    from oss_runtime.synth import synth_config
 
     env = detect_environment()
     print("environment")
@@ -104,14 +104,14 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from .checkpoint import inspect_checkpoint
-    from .environment import detect_environment
-    from .plan import plan_load
-    from .resolve import resolve_source
+    from oss_runtime.checkpoint import inspect_checkpoint
+    from oss_runtime.environment import detect_environment
+    from oss_runtime.plan import plan_load
+    from oss_runtime.resolve import resolve_source
 
     ck = inspect_checkpoint(resolve_source(args.source, offline=True).path)
     print(f"checkpoint    {ck.root}: {len(ck.tensors)} tensors, {ck.total_bytes / 1e9:.2f} GB "
-          f"({ck.expert_bytes() / 1e9:.2f} GB experts)")  # fmt: skip
+          f"({ck.expert_bytes() / 1e9:.2f} GB experts)")
     opts = _options(args)
     for line in plan_load(ck, detect_environment(), opts).describe():
         print(line)
@@ -121,12 +121,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from .api import load_gpt_oss_20b
+    from oss_runtime.api import load_gpt_oss_20b
 
     return load_gpt_oss_20b(args.source, device=args.device, dtype=args.dtype,
                             quantization=args.quantization, max_memory=_max_memory(args.max_memory),
                             expert_cache=args.expert_cache, offline=args.offline or None,
-                            revision=args.revision, progress=not args.quiet)  # fmt: skip
+                            revision=args.revision, progress=not args.quiet)
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
@@ -153,7 +153,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
         pieces: list[str] = []
         for item in rt.generate(history, max_new_tokens=args.max_new_tokens, stream=True,
                                 reasoning_effort=args.reasoning_effort, system=args.system,
-                                return_analysis=True):  # fmt: skip
+                                return_analysis=True):
             channel, piece = item
             if channel == "final":
                 pieces.append(piece)
@@ -168,13 +168,13 @@ def _cmd_chat(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .benchmark import format_table, run_benchmark
+    from oss_runtime.benchmark import format_table, run_benchmark
 
     kwargs = {"device": args.device, "dtype": args.dtype, "quantization": args.quantization,
               "max_memory": _max_memory(args.max_memory), "expert_cache": args.expert_cache,
-              "offline": args.offline or None, "revision": args.revision, "progress": not args.quiet}  # fmt: skip
+              "offline": args.offline or None, "revision": args.revision, "progress": not args.quiet}
     result = run_benchmark(args.source, prompt_tokens=args.prompt_tokens, new_tokens=args.new_tokens,
-                           threads=args.threads, load_kwargs=kwargs)  # fmt: skip
+                           threads=args.threads, load_kwargs=kwargs)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
 
@@ -191,7 +191,7 @@ def add_parsers(sub: Any) -> None:
     _load_options(p)
     p.set_defaults(func=_cmd_plan)
     for name, func, text in (("chat", _cmd_chat, "interactive streaming chat (reads stdin)"),
-                             ("bench", _cmd_bench, "load time, peak RSS, prefill/decode tokens/s")):  # fmt: skip
+                             ("bench", _cmd_bench, "load time, peak RSS, prefill/decode tokens/s")):
         p = sub.add_parser(name, help=text)
         p.add_argument(
             "source",

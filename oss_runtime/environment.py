@@ -52,7 +52,7 @@ class Environment:
         if self.cuda_available:
             cc = ".".join(map(str, self.cuda_capability or ()))
             cuda = (f"{self.cuda_device_name} (compute capability {cc}, "
-                    f"{self.cuda_free_memory / gib:.1f} of {self.cuda_total_memory / gib:.1f} GiB free)")  # fmt: skip
+                    f"{self.cuda_free_memory / gib:.1f} of {self.cuda_total_memory / gib:.1f} GiB free)")
         return [
             ("cpus", str(self.cpu_count)),
             (

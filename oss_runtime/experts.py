@@ -18,12 +18,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import mxfp4
+from oss_runtime import mxfp4
 
 __all__ = ["ExpertCache", "ExpertWeights", "MappedExperts", "RoutedMoE"]
 
 if TYPE_CHECKING:
-    from .kernel import FusedKernel
+    from oss_runtime.kernel import FusedKernel
 
 
 @dataclasses.dataclass(frozen=True)

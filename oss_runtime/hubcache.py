@@ -30,7 +30,7 @@ __all__ = [
 NEEDED_FILES = frozenset({
     "config.json", "generation_config.json", "model.safetensors.index.json", "tokenizer.json",
     "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "chat_template.json",
-})  # fmt: skip
+})
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import UnsupportedEnvironment
+from oss_runtime.errors import UnsupportedEnvironment
 
 __all__ = ["FusedKernel", "cache_dir", "load_kernel", "reference_linear", "status"]
 
@@ -169,6 +169,6 @@ def reference_linear(x: Any, blocks: Any, scales: Any, bias: Any = None) -> Any:
     """The pure-torch equivalent of the kernel: ``x @ dequantize(blocks, scales).T + bias``."""
     from torch.nn import functional as F
 
-    from . import mxfp4
+    from oss_runtime import mxfp4
 
     return F.linear(x, mxfp4.dequantize(blocks, scales), bias)

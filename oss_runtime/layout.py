@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .spec import ModelSpec
+from oss_runtime.spec import ModelSpec
 
 __all__ = [
     "DTYPE_SIZES",
@@ -26,7 +26,7 @@ DTYPE_SIZES = {
     "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
     "I32": 4, "U32": 4, "F32": 4,
     "I64": 8, "U64": 8, "F64": 8,
-}  # fmt: skip
+}
 
 #: dtypes accepted for the non-expert ("float") tensors; the runtime converts where needed
 FLOAT_DTYPES = ("BF16", "F16", "F32")

@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import types
 from collections.abc import Iterable, Mapping
 from typing import Any, Union
 
-from .checkpoint import Checkpoint
-from .environment import Environment
-from .errors import UnsupportedEnvironment
-from .layout import DTYPE_SIZES, expected_tensors
-from .spec import ModelSpec
+from oss_runtime.checkpoint import Checkpoint
+from oss_runtime.environment import Environment
+from oss_runtime.errors import UnsupportedEnvironment
+from oss_runtime.layout import DTYPE_SIZES, expected_tensors
+from oss_runtime.spec import ModelSpec
 
 __all__ = ["LoadOptions", "LoadPlan", "parse_bytes", "plan_load"]
 
@@ -34,9 +33,9 @@ RUNTIME_OVERHEAD = 700 * 10**6  # Python, torch, transformers and allocator aren
 CUDA_OVERHEAD = 1 * GB  # CUDA context and kernels' workspaces (device)
 _QUANT_ALIASES = {"auto": "auto", "mxfp4": "mxfp4", "dequantize": "dequantized",
                   "dequantized": "dequantized", "bf16": "dequantized", "bfloat16": "dequantized",
-                  "none": "dequantized", "fp16": "dequantized"}  # fmt: skip
+                  "none": "dequantized", "fp16": "dequantized"}
 _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
-           "float16": "float16", "fp16": "float16"}  # fmt: skip
+           "float16": "float16", "fp16": "float16"}
 _SIZES = {"float32": 4, "bfloat16": 2, "float16": 2}
 _NORMS = ("layernorm.weight", "model.norm.weight")
 
@@ -44,15 +43,12 @@ MaxMemory = Mapping[Union[int, str], Union[int, str]]
 
 
 def parse_bytes(value: int | str) -> int:
-    """``12884901888``, ``"12GiB"``, ``"16GB"``, ``"500MB"`` -> bytes (accelerate's spelling)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    m = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]?)(i?)B?\s*", str(value), re.IGNORECASE)
-    if not m:
-        raise ValueError(f"cannot read {value!r} as a memory size (e.g. '16GiB', '8GB', 10**9)")
-    base = 1024 if m.group(3) else 1000
-    power = " KMGT".index(m.group(2).upper() or " ")
-    return int(float(m.group(1)) * base**power)
+    """``12884901888``, ``"12GiB"``, ``"16GB"``, ``"500MB"`` -> bytes: accelerate's spelling,
+    read by the one size parser of both packages (``pip_91n.downloads.parse_size``: ``K``..
+    ``T`` and ``KiB``..``TiB`` are powers of 1024, ``KB``..``TB`` powers of 1000)."""
+    from pip_91n.downloads import parse_size
+
+    return parse_size(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +113,7 @@ class _Sizes:
 
 
 def _sizes(spec: ModelSpec, table: Iterable[tuple[str, str, tuple[int, ...]]], dtype: str,
-           opts: LoadOptions) -> _Sizes:  # fmt: skip
+           opts: LoadOptions) -> _Sizes:
     size = _SIZES[dtype]
     ne_stored = ne_compute = ex_stored = ex_deq = 0
     for name, dt, shape in table:
@@ -136,7 +132,7 @@ def _sizes(spec: ModelSpec, table: Iterable[tuple[str, str, tuple[int, ...]]], d
     window = int(spec.extra.get("sliding_window") or ctx)
     per_token_layer = 2 * spec.num_key_value_heads * spec.head_dim * size
     kv = sum(per_token_layer * (min(window, ctx) if t == "sliding_attention" else ctx)
-             for t in spec.layer_types)  # fmt: skip
+             for t in spec.layer_types)
     chunk = min(opts.prefill_chunk, ctx)
     scores = spec.num_attention_heads * chunk * ctx * 4
     tiles = 2 * 512 * max(spec.hidden_size, 2 * spec.intermediate_size) * 4
@@ -196,7 +192,7 @@ def plan_load(
     reasons: dict[str, str] = {
         "dtype": "asked for" if opts.dtype is not None
         else "default: bfloat16, the checkpoint's own dtype (non-expert weights bind zero-copy)"
-    }  # fmt: skip
+    }
     if not spec.quantized and quant == "mxfp4":
         raise UnsupportedEnvironment(
             "quantization='mxfp4' was asked for but this checkpoint has dense experts (no "
@@ -229,7 +225,7 @@ def plan_load(
             backend, kept = "transformers", "mxfp4"
             reasons["quantization"] = (f"native MXFP4 through transformers: compute capability "
                                        f"{env.cuda_capability}, triton {env.triton_version}, kernels "
-                                       f"{env.kernels_version}")  # fmt: skip
+                                       f"{env.kernels_version}")
         elif quant == "mxfp4":
             cc = env.cuda_capability
             raise UnsupportedEnvironment(
@@ -243,13 +239,13 @@ def plan_load(
             backend, kept = "transformers", "dequantized"
             reasons["quantization"] = ("asked for" if quant == "dequantized" else
                                        "auto: no native MXFP4 on this GPU (needs CC >= 7.5, triton >= 3.4, "
-                                       "kernels), so the experts are dequantized")  # fmt: skip
+                                       "kernels), so the experts are dequantized")
         experts = sizes.experts_stored if kept == "mxfp4" else sizes.experts_dequantized
         if kept == "dense":
             experts = sizes.experts_dequantized
         breakdown = (("non-expert weights", sizes.nonexpert_compute), ("experts", experts),
                      ("kv cache", sizes.kv_cache), ("attention scores", sizes.scores),
-                     ("cuda overhead", CUDA_OVERHEAD))  # fmt: skip
+                     ("cuda overhead", CUDA_OVERHEAD))
         budget, what = _budget(opts, env, device)
         peak = sum(n for _, n in breakdown)
         if (
@@ -261,7 +257,7 @@ def plan_load(
         ):
             # auto never means "fail": the mapped CPU path is the one that always fits
             reasons["device"] = (f"auto: the GPU plan needs {peak / GB:.1f} GB but {what} is "
-                                 f"{budget / GB:.1f} GB, so the memory-mapped CPU path is used")  # fmt: skip
+                                 f"{budget / GB:.1f} GB, so the memory-mapped CPU path is used")
             device = "cpu"
         elif budget and peak > budget:
             raise UnsupportedEnvironment(
@@ -273,7 +269,7 @@ def plan_load(
             reasons["memory"] = f"{what}: {budget / GB:.1f} GB" if budget else "no budget known"
             return LoadPlan(device, backend, kept, dtype, peak, budget or None, breakdown,
                             types.MappingProxyType(reasons), tuple(warnings),
-                            _max_memory(opts))  # fmt: skip
+                            _max_memory(opts))
     # CPU
     budget, what = _budget(opts, env, "cpu")
     if quant == "dequantized" and spec.quantized:
@@ -282,7 +278,7 @@ def plan_load(
         breakdown = (("non-expert weights", sizes.nonexpert_compute),
                      ("experts (dequantized)", sizes.experts_dequantized),
                      ("kv cache", sizes.kv_cache), ("attention scores", sizes.scores),
-                     ("runtime", RUNTIME_OVERHEAD))  # fmt: skip
+                     ("runtime", RUNTIME_OVERHEAD))
         peak = sum(n for _, n in breakdown)
         if budget and peak > budget:
             raise UnsupportedEnvironment(
@@ -296,15 +292,15 @@ def plan_load(
             ("asked for; " if quant == "mxfp4" else "auto: ")
             + "experts stay MXFP4 in the memory-mapped files, only routed experts are read"
             if spec.quantized else "checkpoint has dense experts; they stay memory-mapped"
-        )  # fmt: skip
+        )
         breakdown = (("non-expert weights", sizes.nonexpert_compute),
                      ("expert cache", opts.expert_cache), ("expert tiles", sizes.tiles),
                      ("kv cache", sizes.kv_cache), ("attention scores", sizes.scores),
-                     ("runtime", RUNTIME_OVERHEAD))  # fmt: skip
+                     ("runtime", RUNTIME_OVERHEAD))
         peak = sum(n for _, n in breakdown)
         if budget and peak > budget:
             message = (f"the estimated peak ({peak / GB:.1f} GB) exceeds {what} "
-                       f"({budget / GB:.1f} GB)")  # fmt: skip
+                       f"({budget / GB:.1f} GB)")
             if opts.max_memory and "cpu" in opts.max_memory:
                 raise UnsupportedEnvironment(
                     message + "; raise max_memory['cpu'] or lower expert_cache."
@@ -314,7 +310,7 @@ def plan_load(
             )
     reasons["memory"] = f"{what}: {budget / GB:.1f} GB" if budget else "no budget known"
     return LoadPlan("cpu", backend, kept, dtype, peak, budget or None, breakdown,
-                    types.MappingProxyType(reasons), tuple(warnings), _max_memory(opts))  # fmt: skip
+                    types.MappingProxyType(reasons), tuple(warnings), _max_memory(opts))
 
 
 def _max_memory(opts: LoadOptions) -> Mapping[Any, int] | None:

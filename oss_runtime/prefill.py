@@ -47,7 +47,7 @@ def install_chunked_prefill(model: Any, chunk: int) -> None:
             return original(
                 input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                 cache=cache, inputs_embeds=inputs_embeds, use_cache=use_cache, **kwargs,
-            )  # fmt: skip
+            )
         import torch
         from transformers import DynamicCache
 

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .errors import DownloadError, SourceNotFound
-from .hubcache import (
+from oss_runtime.errors import DownloadError, SourceNotFound
+from oss_runtime.hubcache import (
     cached_snapshot,
     git_blob_sha1,
     hub_cache_dir,
@@ -37,7 +37,7 @@ from .hubcache import (
     repo_folder,
     snapshot_complete,
     write_ref,
-)  # fmt: skip
+)
 
 __all__ = ["DEFAULT_ENDPOINT", "DEFAULT_REPO", "Resolved", "endpoint_chain", "resolve_source"]
 
@@ -60,7 +60,7 @@ class Resolved:
 
 
 def endpoint_chain(endpoints: Sequence[str] | str | None = None,
-                   environ: Mapping[str, str] | None = None) -> list[str]:  # fmt: skip
+                   environ: Mapping[str, str] | None = None) -> list[str]:
     """HF_ENDPOINT, then the mirror endpoints, then huggingface.co (deduplicated, in order)."""
     env = os.environ if environ is None else environ
     chain: list[str] = []
@@ -159,7 +159,7 @@ def _progress_bar(enabled: bool, total: int) -> Any:
 
 
 def _download(repo_id: str, rev: str, chain: list[str], cache: Path, progress: bool,
-              transport: Any) -> Resolved:  # fmt: skip
+              transport: Any) -> Resolved:
     import httpx
 
     client = httpx.Client(transport=transport, follow_redirects=True, timeout=30.0)
@@ -196,7 +196,7 @@ def _download(repo_id: str, rev: str, chain: list[str], cache: Path, progress: b
 
 
 def _one(client: Any, s: Mapping[str, Any], repo: Path, snap: Path, commit: str, repo_id: str,
-         order: list[str], bar: Any, transport: Any) -> int:  # fmt: skip
+         order: list[str], bar: Any, transport: Any) -> int:
     name = str(s["rfilename"])
     urls = [f"{ep}/{repo_id}/resolve/{commit}/{quote(name)}" for ep in order]
     lfs = s.get("lfs") or {}
@@ -210,8 +210,7 @@ def _one(client: Any, s: Mapping[str, Any], repo: Path, snap: Path, commit: str,
             bar.update(size)
         return 0
     if lfs.get("sha256"):
-        from pip_91n.download import DownloadOptions, fetch
-        from pip_91n.errors import DownloadFailed
+        from pip_91n.downloads import DownloadFailed, DownloadOptions, fetch
 
         blob = repo / "blobs" / etag
         blob.parent.mkdir(parents=True, exist_ok=True)
@@ -225,7 +224,7 @@ def _one(client: Any, s: Mapping[str, Any], repo: Path, snap: Path, commit: str,
         opts = DownloadOptions.from_env()  # no token: the engine sends headers to every candidate
         try:
             fetch(urls, etag, blob, size=size, filename=name, progress=report, options=opts,
-                  transport=transport)  # fmt: skip
+                  transport=transport)
         except DownloadFailed as exc:
             raise DownloadError(f"{repo_id}: {exc}") from exc
         publish_blob(repo, commit, name, etag, blob)
@@ -258,7 +257,7 @@ def _lfs_from_head(client: Any, urls: list[str], name: str) -> dict[str, Any]:
 
 
 def _small(client: Any, urls: list[str], name: str, repo: Path, commit: str, blob_id: str,
-           bar: Any) -> int:  # fmt: skip
+           bar: Any) -> int:
     failures: list[str] = []
     tmp = repo / "blobs" / f".{name}.{os.getpid()}.incomplete"
     tmp.parent.mkdir(parents=True, exist_ok=True)

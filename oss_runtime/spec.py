@@ -12,7 +12,7 @@ import types
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import CheckpointError
+from oss_runtime.errors import CheckpointError
 
 __all__ = ["KNOWN_QUANT_METHODS", "ModelSpec", "spec_from_config"]
 
@@ -143,7 +143,7 @@ def spec_from_config(config: Mapping[str, Any], source: str = "config.json") -> 
         "model_type", "num_local_experts", "num_experts", "num_experts_per_tok", "experts_per_token",
         "num_key_value_heads", "head_dim", "layer_types", "quantization_config",
         "tie_word_embeddings", "attention_bias", "swiglu_limit", "swiglu_alpha",
-    }  # fmt: skip
+    }
     extra = {k: v for k, v in config.items() if k not in known}
     return ModelSpec(
         hidden_size=ints["hidden_size"],

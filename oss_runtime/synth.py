@@ -23,8 +23,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .layout import DTYPE_SIZES, TensorSpec, expected_tensors
-from .spec import spec_from_config
+from oss_runtime.layout import DTYPE_SIZES, TensorSpec, expected_tensors
+from oss_runtime.spec import spec_from_config
 
 __all__ = ["SHAPES", "synth_config", "write_checkpoint", "write_safetensors"]
 
@@ -33,7 +33,7 @@ SHAPES = ("tiny", "wide", "20b", "20b-sparse")
 _ROPE = {
     "rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0,
     "original_max_position_embeddings": 4096, "truncate": False,
-}  # fmt: skip
+}
 
 _20B: dict[str, Any] = {
     "architectures": ["GptOssForCausalLM"], "model_type": "gpt_oss", "num_hidden_layers": 24,
@@ -52,14 +52,14 @@ _20B: dict[str, Any] = {
             "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens", "lm_head",
         ],
     },
-}  # fmt: skip
+}
 
 _TINY: dict[str, Any] = {
     "vocab_size": 512, "hidden_size": 64, "intermediate_size": 64, "num_hidden_layers": 2,
     "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "num_local_experts": 4,
     "num_experts_per_tok": 2, "experts_per_token": 2, "sliding_window": 8,
     "max_position_embeddings": 4096, "pad_token_id": 0, "eos_token_id": 2, "bos_token_id": 1,
-}  # fmt: skip
+}
 
 
 def synth_config(

@@ -1,7 +1,8 @@
 """Post-import hooks, modelled on wrapt's ``importer.py`` (standard library only).
 
 ``register(name, hook)`` runs ``hook(module)`` right after ``name`` has been imported (at
-once if it already is). A meta-path finder, put at the front of ``sys.meta_path`` once,
+once if it already is). ``hook`` is a callable, or its name as ``"package.module:function"``
+(imported only when it fires, so registering costs no import). A meta-path finder, put at the front of ``sys.meta_path`` once,
 answers only for module names with pending hooks: it asks the other finders for the real
 spec and wraps its loader so that the hooks run after the module's code. Rules:
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from types import ModuleType
     from typing import Any
 
-    Hook = Callable[[ModuleType], None]
+    Hook = Callable[[ModuleType], None] | str
 
 __all__ = ["pending", "register", "report"]
 
@@ -46,11 +47,20 @@ def report(message: str) -> None:
         pass
 
 
+def _resolve(hook: "Hook") -> "Callable[[ModuleType], None]":
+    if not isinstance(hook, str):
+        return hook
+    module_name, _, attr = hook.partition(":")
+    module = __import__(module_name, fromlist=[attr])
+    fn: Callable[[ModuleType], None] = getattr(module, attr)
+    return fn
+
+
 def _run(hook: "Hook", module: "ModuleType") -> None:
     try:
-        hook(module)
+        _resolve(hook)(module)
     except Exception as exc:
-        name = getattr(hook, "__qualname__", repr(hook))
+        name = hook if isinstance(hook, str) else getattr(hook, "__qualname__", repr(hook))
         report(f"post-import hook {name} for {module.__name__} failed ({exc!r}); ignored")
 
 

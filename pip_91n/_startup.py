@@ -7,29 +7,32 @@ on a fault, and idempotent. ``PIP_91N_DISABLE=1`` turns it into a no-op.
 
 All it does is register a post-import hook (``pip_91n._importhook``) on
 ``pip._internal.network.session``: the first time a process imports pip's network session
-module, ``pip_91n._pip_patch.apply`` checks pip's structure and patches it. Processes that
-never import pip pay for two small module imports and one dict lookup per import.
+module, ``pip_91n.hook.patch:apply`` (named, like this function in ``pip_91n.start``, and
+imported only then) checks pip's structure and patches it. Processes that never import pip
+pay for two small module imports and one dict lookup per import.
 """
 
 import os
 
-__all__ = ["SESSION_MODULE", "disabled", "init"]
+TYPE_CHECKING = False  # not ``typing.TYPE_CHECKING``: importing typing costs start-up time
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["PATCH", "SESSION_MODULE", "disabled", "init"]
 
 #: The pip module whose import triggers the patch.
 SESSION_MODULE = "pip._internal.network.session"
+#: What patches it, as ``module:function``.
+PATCH = "pip_91n.hook.patch:apply"
 
 _initialized = False
 
 
-def disabled() -> bool:
-    """Whether ``PIP_91N_DISABLE`` asks for stock pip."""
-    return os.environ.get("PIP_91N_DISABLE", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _on_session_module(module: object) -> None:
-    from pip_91n._pip_patch import apply
-
-    apply(module)
+def disabled(environ: "Mapping[str, str] | None" = None) -> bool:
+    """Whether ``PIP_91N_DISABLE`` (in ``environ``, default ``os.environ``) asks for stock
+    pip: ``1``, ``true``, ``yes`` or ``on``, in any case."""
+    value = (os.environ if environ is None else environ).get("PIP_91N_DISABLE", "")
+    return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
 def init() -> None:
@@ -43,7 +46,7 @@ def init() -> None:
             return
         from pip_91n._importhook import register
 
-        register(SESSION_MODULE, _on_session_module)
+        register(SESSION_MODULE, PATCH)
     except Exception as exc:  # never break the interpreter
         try:
             import sys

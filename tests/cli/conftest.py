@@ -65,7 +65,7 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliEnv:
     # installed, start-up hook not run"; tests/cli/test_installed.py covers a real install.
     site_packages = tmp_path / "site-packages"
     site_packages.mkdir()
-    monkeypatch.setattr("pip_91n.cli_hook.site_dirs", lambda: [site_packages])
+    monkeypatch.setattr("pip_91n.cli.hookstate.site_dirs", lambda: [site_packages])
     monkeypatch.setattr("pip_91n._startup._initialized", False)
     return env
 

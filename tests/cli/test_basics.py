@@ -8,11 +8,12 @@ import sys
 import pytest
 
 from pip_91n import __version__
-from pip_91n.cli import _COMMANDS, main
+from pip_91n.cli import main
+from pip_91n.cli.parser import COMMANDS
 
 from .conftest import REPO, Runner, subprocess_env
 
-SUBCOMMANDS = [*_COMMANDS, "config show", "config get", "config set", "config unset",
+SUBCOMMANDS = [*COMMANDS, "config show", "config get", "config set", "config unset",
                "cache list", "cache purge"]
 
 
@@ -32,7 +33,7 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 0
     out = capsys.readouterr().out
-    for name in _COMMANDS:
+    for name in COMMANDS:
         assert name in out
     assert "exit codes" in out
 
@@ -69,7 +70,7 @@ def test_unwritable_config_is_exit_4(cli: Runner, cli_env, monkeypatch: pytest.M
 
 def test_python_m_and_version_import_nothing_heavy() -> None:
     code = ("import sys; from pip_91n.cli import main; rc = main(['--version']); "
-            "heavy = [m for m in ('rich', 'httpx', 'pip', 'pip_91n.config') if m in sys.modules]; "
+            "heavy = [m for m in ('rich', 'httpx', 'pip', 'pip_91n.settings.config') if m in sys.modules]; "
             "print(rc, heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=subprocess_env(), cwd=REPO, check=True).stdout
@@ -90,7 +91,7 @@ def test_plain_output_when_not_a_tty_and_rich_when_forced(cli: Runner) -> None:
 def test_without_rich_a_terminal_gets_plain_text(monkeypatch: pytest.MonkeyPatch) -> None:
     import io
 
-    from pip_91n import cli_output
+    from pip_91n.cli import output as cli_output
 
     assert cli_output.Output(color="always", stream=io.StringIO()).rich  # rich is installed
     monkeypatch.setattr(cli_output, "_rich_installed", lambda: False)

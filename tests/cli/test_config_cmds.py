@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pip_91n.cli_configfile import edit_text, update_config
 from pip_91n.errors import ConfigError
+from pip_91n.settings.config import update_config
+from pip_91n.settings.configfile import HEADER, edit_text
 
 from .conftest import CliEnv, Runner
 
@@ -118,7 +119,7 @@ def test_edit_text_only_touches_its_key() -> None:
     assert edit_text(text, "mirrors", ["pypi"]) == ('a_comment = 1\n# keep\nmirrors = ["pypi"]\n'
                                                    'log = "-"\n')
     assert edit_text(text, "log", None) == 'a_comment = 1\n# keep\nmirrors = "tuna"\n'
-    assert edit_text("", "timeout", 2.5) == "timeout = 2.5\n"
+    assert edit_text("", "timeout", 2.5) == HEADER + "timeout = 2.5\n"
     assert edit_text('x = "a\\"b"\n', "log", 'C:\\logs "x"') == (
         'x = "a\\"b"\nlog = "C:\\\\logs \\"x\\""\n')
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pip_91n.cli import _COMMANDS
+from pip_91n.cli.parser import COMMANDS
 from tests.harness import Venv
 
 from .conftest import REPO
@@ -54,14 +54,14 @@ def test_containers_page_shows_the_tested_examples(name: str) -> None:
 
 def test_cli_page_documents_every_command_and_exit_code() -> None:
     text = (DOCS / "cli.md").read_text()
-    for name in _COMMANDS:
+    for name in COMMANDS:
         assert f"## `{name}`" in text
     for code in ("| 0 |", "| 1 |", "| 2 |", "| 3 |", "| 4 |", "| 130 |"):
         assert code in text
 
 
 def test_configuration_page_lists_every_setting() -> None:
-    from pip_91n.cli_configfile import KEYS
+    from pip_91n.settings.configfile import KEYS
 
     text = (DOCS / "configuration.md").read_text()
     for key, var in KEYS.items():

@@ -113,7 +113,7 @@ def test_tls_failure_is_named(cli: Runner, mirror_factory, dep_tree,  # type: ig
 
 
 def test_pip_config_checker(cli_env: CliEnv) -> None:
-    from pip_91n.cli_doctor import check_pip_config
+    from pip_91n.cli.doctor import check_pip_config
 
     cli_env.pip_conf.parent.mkdir(parents=True)
     cli_env.pip_conf.write_text("[install]\ntrusted_host = a.example b.example\n")
@@ -125,7 +125,7 @@ def test_pip_config_checker(cli_env: CliEnv) -> None:
 
 
 def test_pip_config_checker_names_the_line_past_odd_keys(cli_env: CliEnv) -> None:
-    from pip_91n.cli_doctor import check_pip_config
+    from pip_91n.cli.doctor import check_pip_config
 
     cli_env.pip_conf.parent.mkdir(parents=True)
     cli_env.pip_conf.write_text("[global]\nfoo(+ = 1\ntrusted_host = a.example\n")

@@ -33,7 +33,7 @@ def test_probe_ranks_best_first_within_the_budget(cli: Runner, cli_env: CliEnv, 
     assert results[0]["latency"] < results[1]["latency"]
     assert results[1]["latency"] >= 0.4
     assert results[0]["nbytes"] > 0 and results[0]["throughput"] > 0
-    assert results[2]["error"] == "connection refused"
+    assert results[2]["error"] == "connect failed: connection refused"
     assert "1.5 s" in results[3]["error"] or "timed out" in results[3]["error"]
     # the table, plain text: best first, failures last
     table = cli("probe", "--project", "app", "--budget", "1.5").out.splitlines()
@@ -78,7 +78,7 @@ def test_probe_of_an_auto_chain_refreshes_the_ranking(cli: Runner, cli_env: CliE
                                                       monkeypatch, mirrors, dep_tree) -> None:
     """With a catalog of loopback mirrors, `probe` ranks the auto chain, and `status` and
     `env --format uv` then use that ranking without probing again."""
-    from pip_91n import catalog
+    from pip_91n.settings import catalog
 
     slow, dead, fast = mirrors(dep_tree, [SlowFirstByte(delay=0.3), "refused", None])
     fake = tuple(catalog.Mirror(name, m.simple_url) for name, m in

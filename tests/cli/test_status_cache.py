@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from pip_91n.health import HealthStore
-from pip_91n.partials import Journal, PartialMeta, PartialStore
+from pip_91n.chain.health import HealthStore
+from pip_91n.downloads.partials import Journal, PartialMeta, PartialStore
 
 from .conftest import CliEnv, Runner
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from pip_91n.verify import verify_installed
+from pip_91n.cli.verify import verify_installed
 from tests.harness import make_wheel
 
 from .conftest import Runner

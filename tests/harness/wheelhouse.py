@@ -4,8 +4,8 @@
 
 DIR defaults to ``$PIP_91N_TEST_WHEELHOUSE`` or ``<repo>/.wheelhouse``. It gets the project's
 runtime dependencies (from pyproject.toml, resolved for this Python), pip-tools with its
-dependencies (for ``tests/hook/test_pip_tools.py``; each group resolved for this Python) and the
-requested pip wheels (``--pip 24.0 --pip latest``; ``$PIP_91N_TEST_PIP`` is added when set). When
+dependencies (for ``tests/hook/test_pip_tools.py``: the latest, and for each requested pip the
+newest one that supports it; each group resolved for this Python) and the requested pip wheels (``--pip 24.0 --pip latest``; ``$PIP_91N_TEST_PIP`` is added when set). When
 DIR already satisfies a group (checked offline) nothing is downloaded for it; otherwise ``python
 -m pip download`` fetches what is missing with your normal pip configuration (index, proxy).
 """
@@ -23,7 +23,8 @@ from .venvs import ENV_PIP, REPO, clean_env, wheelhouse_dir
 
 FALLBACK_DEPS = ["httpx>=0.27", "platformdirs>=3.0", "packaging>=23.0", "tomli>=1.1; python_version < '3.11'"]
 
-# pip-compile/pip-sync for the hook tests (latest release; its dependencies resolve with it)
+# pip-compile/pip-sync for the hook tests: the latest release, and for each pinned pip the
+# newest release that declares support for it (pip-tools 7.7 requires pip>=26.2.2).
 PIP_TOOLS = ["pip-tools"]
 
 
@@ -51,9 +52,15 @@ def _pip(args: Sequence[str], env: dict[str, str] | None, *, quiet: bool = False
 def _groups(deps: list[str], pips: list[str]) -> list[tuple[list[str], bool]]:
     """Requirement sets resolved separately (two pip pins cannot share one resolve), each with
     whether it is a lone pip wheel (fetched with ``--no-deps``)."""
+    import ensurepip
+
     groups = [(deps, False), (list(PIP_TOOLS), False)]
     for version in pips:
         groups.append((["pip"] if version == "latest" else [f"pip=={version}"], True))
+    # pip-tools for each pinned pip, and for the pip fresh venvs get when none is named
+    for version in dict.fromkeys([*pips, ensurepip.version()]):
+        if version != "latest":
+            groups.append(([*PIP_TOOLS, f"pip=={version}"], False))
     return groups
 
 

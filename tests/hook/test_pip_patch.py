@@ -1,4 +1,4 @@
-"""``pip_91n._pip_patch`` in-process, against this interpreter's pip and loopback mirrors."""
+"""``pip_91n.hook.patch`` in-process, against this interpreter's pip and loopback mirrors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from urllib.parse import urljoin
 
 import pytest
 
-from pip_91n import _pip_patch
+from pip_91n.hook import patch as _pip_patch
+from pip_91n.hook.adapter import mount_prefixes
 from tests.harness import PackageIndex, ServerError
 
 session_mod = pytest.importorskip("pip._internal.network.session")
@@ -22,13 +23,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 @pytest.fixture
 def clean_patch() -> Iterator[None]:
-    _pip_patch.unpatch()
-    _pip_patch._state.clear()
-    _pip_patch._warned = False
+    _pip_patch.reset()
     yield
-    _pip_patch.unpatch()
-    _pip_patch._state.clear()
-    _pip_patch._warned = False
+    _pip_patch.reset()
 
 
 @pytest.fixture
@@ -73,23 +70,23 @@ def test_unknown_structure_is_not_patched(clean_patch: None, chain_environ: Any,
     assert mod.PipSession.__init__ is before  # type: ignore[attr-defined]
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "unknown structure" in err
-    assert _pip_patch.state()["patched"] is False
+    assert _pip_patch.state().patched is False
 
 
 def test_pip_release_numbers_are_compared_without_packaging() -> None:
-    assert _pip_patch._release("25.2") == (25, 2)
-    assert _pip_patch._release("25.2.dev0") == (25, 2)
-    assert _pip_patch._release("26.0b1") == (26, 0)
-    assert _pip_patch._release("24.10.1") > (24, 2)
-    assert _pip_patch._release("?") == ()
+    assert _pip_patch.release("25.2") == (25, 2)
+    assert _pip_patch.release("25.2.dev0") == (25, 2)
+    assert _pip_patch.release("26.0b1") == (26, 0)
+    assert _pip_patch.release("24.10.1") > (24, 2)
+    assert _pip_patch.release("?") == ()
 
 
 def test_mount_prefixes_skip_trusted_hosts() -> None:
-    from pip_91n.catalog import mirror_from_url
+    from pip_91n.settings.catalog import mirror_from_url
 
     chain = [mirror_from_url("http://127.0.0.1:8080/simple/"),
              mirror_from_url("https://mirror.example/pypi/simple/")]
-    prefixes = _pip_patch.mount_prefixes(chain, [("mirror.example", None)])
+    prefixes = mount_prefixes(chain, [("mirror.example", None)])
     assert prefixes == ["https://pypi.org/", "https://files.pythonhosted.org/",
                         "https://pypi.python.org/", "http://127.0.0.1:8080/"]
 
@@ -121,7 +118,7 @@ def test_apply_routes_the_chain_and_unpatch_restores(
         other = session.get(good.url + "/not-an-index/")
         assert other.status_code == 404
         assert good.stats().requests.get("/not-an-index/", 0) == 1
-        assert len(_pip_patch.state()["chain"]) == 2
+        assert len(_pip_patch.state().chain) == 2
     finally:
         session.close()
     assert _pip_patch.unpatch() is True
@@ -152,4 +149,4 @@ def test_broken_config_leaves_pip_unpatched_with_one_line(
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("pip-91n: ") and str(cfg) in err[0]
     state = _pip_patch.state()
-    assert state["patched"] is False and "configuration error" in str(state["reason"])
+    assert state.patched is False and "configuration error" in str(state.reason)

@@ -1,18 +1,17 @@
-"""``pip_91n._pip_pool.PipPool`` in-process: the chain's requests over the pools of this
-interpreter's pip session, against loopback mirrors; through ``WireTransport``, as the
-download engine uses it."""
+"""``pip_91n.hook.pool.PipPool`` in-process: the chain's and the download engine's requests
+over the pools of this interpreter's pip session, against loopback mirrors."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import urljoin
 
-import httpx
 import pytest
 
-from pip_91n import wire
-from pip_91n._pip_pool import PipPool, translate
-from pip_91n._wire_httpx import WireTransport
+from pip_91n.hook.pool import PipPool, translate
+from pip_91n.net import wire
 from tests.harness import PackageIndex, ResetAfter, ServerError
 
 session_mod = pytest.importorskip("pip._internal.network.session")
@@ -29,26 +28,38 @@ def pip_session() -> Iterator[Any]:
         session.close()
 
 
-def _pool(session: Any) -> WireTransport:
+class _Got(NamedTuple):
+    status_code: int
+    headers: dict[str, str]
+    content: bytes
+    url: str
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+def _pool(session: Any) -> PipPool:
     from pip._vendor.requests.adapters import HTTPAdapter
     from pip._vendor.requests.models import PreparedRequest
     from pip._vendor.requests.structures import CaseInsensitiveDict
 
     pool = PipPool(HTTPAdapter, PreparedRequest, CaseInsensitiveDict)
     pool.bind(session, session.get_adapter)
-    return WireTransport(pool)
+    return pool
 
 
-def _get(pool: WireTransport, url: str | httpx.URL, timeout: float = 5.0) -> httpx.Response:
-    with httpx.Client(transport=pool, timeout=timeout) as client:
-        resp = client.get(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
-        resp.read()
-        return resp
+def _get(pool: PipPool, url: str, timeout: float = 5.0) -> _Got:
+    resp, final = wire.follow(pool, url, [("Accept", "application/vnd.pypi.simple.v1+json")],
+                              timeout)
+    try:
+        return _Got(resp.status, resp.headers, resp.read(), final)
+    finally:
+        resp.close()
 
 
-def _file_url(page: httpx.Response, filename: str) -> httpx.URL:
+def _file_url(page: _Got, filename: str) -> str:
     rel = next(f["url"] for f in page.json()["files"] if f["filename"] == filename)
-    return page.url.join(rel).copy_with(fragment=None)
+    return urljoin(page.url, rel).split("#", 1)[0]
 
 
 def test_pages_and_files_travel_over_one_pooled_connection(
@@ -79,13 +90,15 @@ def test_retries_stay_off_and_errors_become_wire_errors(
     pool = _pool(pip_session)
     assert _get(pool, failing.simple_url + "lib-c/").status_code == 503
     assert failing.stats().total_requests == 1  # pip's adapter would have asked 6 times
-    with pytest.raises(httpx.ConnectError):
+    with pytest.raises(wire.WireError) as refused:
         _get(pool, mirror_factory.refused().simple_url + "lib-c/")
+    assert refused.value.kind == wire.CONNECT
     page = _get(pool, resetting.simple_url + "lib-c/")
     dist = dep_tree.get("lib_c-2.0-py3-none-any.whl")
     assert dist is not None and dist.size > 500
-    with pytest.raises(httpx.ReadError):
+    with pytest.raises(wire.WireError) as cut:
         _get(pool, _file_url(page, dist.filename))
+    assert cut.value.kind == wire.READ
     # the dropped connection is not reused: the next request works
     assert _get(pool, resetting.simple_url + "lib-c/").status_code == 200
 
@@ -122,8 +135,9 @@ def test_an_unbound_pool_fails_like_a_dead_connection() -> None:
     from pip._vendor.requests.structures import CaseInsensitiveDict
 
     pool = PipPool(HTTPAdapter, PreparedRequest, CaseInsensitiveDict)
-    with pytest.raises(httpx.ConnectError, match="no pip session"):
-        _get(WireTransport(pool), "http://127.0.0.1:9/simple/")
+    with pytest.raises(wire.WireError, match="no pip session") as info:
+        _get(pool, "http://127.0.0.1:9/simple/")
+    assert info.value.kind == wire.CONNECT
 
 
 def test_translate_maps_requests_and_urllib3_errors() -> None:

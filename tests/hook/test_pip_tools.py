@@ -56,18 +56,19 @@ def _make_tools_venv(path: Path, wheelhouse: Path, project_wheel: Path) -> Venv:
     except HarnessSetupError as exc:
         pytest.fail(str(exc), pytrace=False)
     pip_before = venv.pip_version
-    # setup only: the hook stays out of it (nothing here asks an index)
+    # setup only: the hook stays out of it (nothing here asks an index). The pip under test
+    # stays: pip picks the newest pip-tools that supports it (7.7 needs pip>=26.2.2).
     proc = venv.pip("install", "--no-index", "--find-links", str(wheelhouse), "-q", "pip-tools",
-                    env={**venv.env, "PIP_91N_DISABLE": "1"}, check=False)
+                    f"pip=={pip_before}", env={**venv.env, "PIP_91N_DISABLE": "1"}, check=False)
     assert proc.returncode == 0, f"installing pip-tools failed:\n{proc.stdout}\n{proc.stderr}"
-    # pip-tools requires pip>=22.2: installing it must keep the pip under test
     assert venv.pip_version == pip_before
     return venv
 
 
 def _skip_if_unsupported(venv: Venv) -> None:
     """Skip when pip-tools' declared pip requirement excludes the venv's pip. (pip-tools 7.6.2
-    declares pip>=22.2 and works with every pip of the tox matrix: 23.2.1 to 26.3.)"""
+    declares pip>=22.2 and works with every pip of the tox matrix: 23.2.1 to 26.3; 7.7 needs
+    pip>=26.2.2.)"""
     dists = _dists(venv)
     pip, tools = dists["pip"], dists["pip-tools"]
     code = ("import importlib.metadata as m; "

@@ -42,7 +42,7 @@ def dead_endpoint() -> str:
 class FakeHub:
     def __init__(self, repos: dict[str, dict[str, bytes]], *, truncate: dict[str, int] | None = None,
                  broken: dict[str, int] | None = None, lfs_in_listing: bool = True,
-                 lifetime: float = 120.0) -> None:  # fmt: skip
+                 lifetime: float = 120.0) -> None:
         self.repos = repos
         self.lfs_in_listing = lfs_in_listing
         self.truncate = {**(truncate or {}), **(broken or {})}
@@ -91,7 +91,7 @@ class FakeHub:
         entry: dict[str, Any] = {"rfilename": name, "size": len(data), "blobId": git_blob_id(data)}
         if name.endswith(".safetensors"):
             entry["lfs"] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
-                            "pointerSize": 134}  # fmt: skip
+                            "pointerSize": 134}
         return entry
 
     def _serve(self, req: BaseHTTPRequestHandler, *, head: bool) -> None:
@@ -116,7 +116,7 @@ class FakeHub:
                 return self._send(req, 404, b"Entry not found", head=head)
             sib = self._sibling(name, data)
             headers = {"ETag": f'"{(sib.get("lfs") or {}).get("sha256") or sib["blobId"]}"',
-                       "X-Repo-Commit": COMMIT, "Accept-Ranges": "bytes"}  # fmt: skip
+                       "X-Repo-Commit": COMMIT, "Accept-Ranges": "bytes"}
             status, start = 200, 0
             rng = req.headers.get("Range")
             if rng and rng.startswith("bytes="):
@@ -136,7 +136,7 @@ class FakeHub:
 
     @staticmethod
     def _send(req: BaseHTTPRequestHandler, status: int, body: bytes,
-              headers: dict[str, str] | None = None, *, head: bool, cut: int | None = None) -> None:  # fmt: skip
+              headers: dict[str, str] | None = None, *, head: bool, cut: int | None = None) -> None:
         req.send_response(status)
         for k, v in (headers or {}).items():
             req.send_header(k, v)

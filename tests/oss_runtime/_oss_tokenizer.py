@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 SPECIALS = ["<|startoftext|>", "<|endoftext|>", "<|return|>", "<|constrain|>", "<|channel|>",
-            "<|start|>", "<|end|>", "<|message|>", "<|call|>"]  # fmt: skip
+            "<|start|>", "<|end|>", "<|message|>", "<|call|>"]
 
 CHAT_TEMPLATE = (
     "<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\n"
@@ -36,10 +36,10 @@ def write_tokenizer(directory: Path, vocab_size: int = 400) -> Path:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # fmt: skip
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(CORPUS, trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|return|>",
-                                   pad_token="<|endoftext|>", bos_token="<|startoftext|>")  # fmt: skip
+                                   pad_token="<|endoftext|>", bos_token="<|startoftext|>")
     fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(str(directory))
     return directory

@@ -19,7 +19,7 @@ def make_checkpoint(tmp_path: Path) -> Callable[..., Path]:
     from oss_runtime.synth import synth_config, write_checkpoint
 
     def make(name: str = "ck", shape: str = "tiny", *, shards: int = 2, index: bool = True,
-             sparse: bool = False, seed: int = 0, **kw: Any) -> Path:  # fmt: skip
+             sparse: bool = False, seed: int = 0, **kw: Any) -> Path:
         return write_checkpoint(
             tmp_path / name,
             synth_config(shape, **kw),

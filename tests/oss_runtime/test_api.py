@@ -46,7 +46,7 @@ def test_local_directory(chat_ck: Path) -> None:
     assert isinstance(rt.model, GptOssForCausalLM)
     assert all(isinstance(layer.mlp, RoutedMoE) for layer in rt.model.model.layers)
     assert (rt.plan.device, rt.plan.quantization, rt.plan.backend, rt.plan.dtype) == (
-        "cpu", "mxfp4", "mapped", "bfloat16")  # fmt: skip
+        "cpu", "mxfp4", "mapped", "bfloat16")
     assert rt.source.kind == "local" and rt.tokenizer is not None and rt.load_seconds > 0
     logits = rt.model(input_ids=torch.tensor([[1, 2, 3]])).logits
     assert logits.shape == (1, 3, 512)
@@ -56,7 +56,7 @@ def test_local_directory(chat_ck: Path) -> None:
 def test_dequantize_backend_matches_mapped(chat_ck: Path) -> None:
     mapped = load_gpt_oss_20b(chat_ck, dtype="float32", progress=False, environment=CPU)
     dense = load_gpt_oss_20b(chat_ck, dtype=torch.float32, quantization="dequantize",
-                             progress=False, environment=CPU)  # fmt: skip
+                             progress=False, environment=CPU)
     assert (dense.plan.backend, dense.plan.quantization) == ("transformers", "dequantized")
     ids = torch.tensor([[1, 5, 9, 200, 300, 17]])
     with torch.inference_mode():
@@ -88,7 +88,7 @@ def test_repo_id_through_fake_hub(chat_ck: Path) -> None:
     files["original/model.safetensors"] = b"\0" * 4096
     with FakeHub({"acme/gpt-oss-chat": files}) as hub:
         rt = load_gpt_oss_20b("acme/gpt-oss-chat", endpoints=[dead_endpoint(), hub.url],
-                              progress=False, environment=CPU)  # fmt: skip
+                              progress=False, environment=CPU)
         assert rt.source.kind == "download" and rt.tokenizer is not None
         assert not any("original" in p for p in hub.paths())
         first = rt.generate("hello", max_new_tokens=6)
@@ -109,7 +109,7 @@ def test_import_stays_light() -> None:
         os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     )
     proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                          timeout=60)  # fmt: skip
+                          timeout=60)
     assert proc.returncode == 0, proc.stderr
 
 

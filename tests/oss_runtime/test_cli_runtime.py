@@ -73,7 +73,7 @@ def test_bench_json(ck: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_chat_with_piped_stdin(ck: Path) -> None:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-               HF_HUB_OFFLINE="1")  # fmt: skip
+               HF_HUB_OFFLINE="1")
     args = [
         sys.executable,
         "-m",
@@ -85,7 +85,7 @@ def test_chat_with_piped_stdin(ck: Path) -> None:
         "5",
     ]
     proc = subprocess.run(args, input="hello\n\n/reset\nhello\n/exit\nnever\n", env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     from oss_runtime import load_gpt_oss_20b
 

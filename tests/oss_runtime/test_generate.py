@@ -20,7 +20,7 @@ from oss_runtime.synth import synth_config, write_checkpoint  # noqa: E402
 
 CPU = Environment(cpu_count=2, total_ram=16 * 1024**3, available_ram=14 * 1024**3)
 ANSWER = ("<|channel|>analysis<|message|>the sky scatters<|end|><|start|>assistant"
-          "<|channel|>final<|message|>hello world<|return|>")  # fmt: skip
+          "<|channel|>final<|message|>hello world<|return|>")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_prompt_uses_the_checkpoint_template(rt: Any) -> None:
     assert text.startswith("<|start|>system<|message|>") and "Reasoning: high" in text
     assert text.endswith("<|start|>user<|message|>hello world<|end|><|start|>assistant")
     msgs = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
-            {"role": "user", "content": "c"}]  # fmt: skip
+            {"role": "user", "content": "c"}]
     text = rt.tokenizer.decode(render_prompt(rt.tokenizer, msgs, system="be brief"))
     assert (
         "<|start|>developer<|message|>be brief<|end|>" in text
@@ -84,7 +84,7 @@ class Scripted(torch.nn.Module):
         self.w = torch.nn.Parameter(torch.zeros(1))
 
     def forward(self, input_ids: Any, cache: Any = None, use_cache: bool = True,
-                logits_to_keep: int = 0) -> Any:  # fmt: skip
+                logits_to_keep: int = 0) -> Any:
         logits = torch.full((1, 1, self.vocab), -1e9)
         logits[0, 0, self.script[min(self.calls, len(self.script) - 1)]] = 0
         self.calls += 1
@@ -121,13 +121,13 @@ def test_deterministic_and_equal_to_transformers_generate(rt: Any) -> None:
     prompt = render_prompt(rt.tokenizer, "Why is the sky blue?")
     stops = [rt.tokenizer.convert_tokens_to_ids(t) for t in STOP_TOKENS]
     out = rt.model.generate(torch.tensor([prompt]), max_new_tokens=12, do_sample=False,
-                            eos_token_id=stops, pad_token_id=stops[-1])  # fmt: skip
+                            eos_token_id=stops, pad_token_id=stops[-1])
     assert list(a.token_ids) == out[0, len(prompt) :].tolist()
     assert "".join(rt.generate("Why is the sky blue?", max_new_tokens=12, stream=True)) == a.text
     sampled = rt.generate("Why is the sky blue?", max_new_tokens=8, temperature=1.0, seed=1,
-                          return_analysis=True)  # fmt: skip
+                          return_analysis=True)
     assert sampled == rt.generate("Why is the sky blue?", max_new_tokens=8, temperature=1.0, seed=1,
-                                  return_analysis=True)  # fmt: skip
+                                  return_analysis=True)
 
 
 def test_sliding_layers_keep_a_bounded_cache(rt: Any) -> None:

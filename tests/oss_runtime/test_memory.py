@@ -60,7 +60,7 @@ def test_full_width_layers_stay_out_of_anonymous_memory(
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(root), str(tiny_checkpoint)],
         env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["tokens"] == 9

@@ -32,7 +32,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     },
     # dense bf16 experts (no quantization_config)
     "dense-experts": {"shards": 2, "dense_experts": True, "experts": 5, "top_k": 2},
-}  # fmt: skip
+}
 
 
 def _ids(batch: int, seq: int, vocab: int = 512, seed: int = 1) -> torch.Tensor:

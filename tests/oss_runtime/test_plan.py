@@ -166,6 +166,8 @@ def test_bad_options() -> None:
         ("500MB", 5 * 10**8),
         (123, 123),
         ("1.5GiB", int(1.5 * GiB)),
+        ("16G", 16 * GiB),  # one convention in both packages: a bare unit is binary
+        ("32M", 32 * 1024**2),
     ],
 )
 def test_parse_bytes(text: Any, n: int) -> None:

@@ -67,7 +67,7 @@ def test_cli_synth_and_inspect(tmp_path: Path, capsys: pytest.CaptureFixture[str
     used = sum(os.stat(f).st_blocks * 512 for f in (tmp_path / "s").iterdir())
     assert used < 50_000_000
     assert main(["synth", str(tmp_path / "t"), "--shape", "tiny", "--layers", "3", "--experts", "6",
-                 "--top-k", "2", "--shards", "1", "--no-index"]) == 0  # fmt: skip
+                 "--top-k", "2", "--shards", "1", "--no-index"]) == 0
     assert (tmp_path / "t" / "model.safetensors").exists()
     assert main(["inspect", str(tmp_path / "t")]) == 0
     assert "6 per layer, top-2, mxfp4" in capsys.readouterr().out
@@ -86,7 +86,7 @@ def test_python_dash_m(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "oss_runtime", "synth", str(tmp_path / "m"), "--shape", "tiny"],
         env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stderr
     assert "wrote" in proc.stdout
 

@@ -1,0 +1,156 @@
+"""``pip-91n env``: the current settings as lines to paste into a shell, Dockerfile, CI or uv.
+
+The ``PIP_91N_*`` formats reproduce the effective configuration (``mirrors`` always, other
+settings when they differ from the default; machine-local ``cache_dir`` and ``log`` only with
+``--all``). uv cannot load the pip hook, so ``uv`` and ``uv-toml`` print the closest uv
+equivalent instead: the best-ranked mirrors as ``UV_INDEX`` / ``UV_DEFAULT_INDEX`` (or
+``[[index]]`` tables), best first. Passwords in index URLs are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+
+from pip_91n.cli.output import EXIT_OK, Output, UsageError
+from pip_91n.settings.catalog import Catalog, Mirror
+from pip_91n.settings.config import MirrorConfig
+
+__all__ = ["env_variables", "render", "run", "uv_mirrors"]
+
+_LOCAL = {"cache_dir", "log"}
+
+
+def _redact(url: str, secrets: list[str]) -> str:
+    from pip_91n._urls import redact
+
+    shown = redact(url)
+    if shown != url:
+        secrets.append(shown)
+    return shown
+
+
+def env_variables(config: MirrorConfig, catalog: Catalog, *, include_local: bool = False,
+                  secrets: list[str] | None = None) -> dict[str, str]:
+    """``PIP_91N_*`` name -> value for the effective configuration."""
+    from pip_91n.settings.catalog import mirror_spec
+    from pip_91n.settings.values import KEYS
+
+    hidden = secrets if secrets is not None else []
+    out: dict[str, str] = {}
+    for key, var in KEYS.items():
+        src = config.source(key)
+        if key != "mirrors" and (src.kind == "default" or (key in _LOCAL and not include_local)):
+            continue
+        if key == "mirrors":
+            value = "auto" if config.auto else ",".join(
+                _redact(mirror_spec(m, catalog), hidden) for m in config.chain)
+        elif key == "allow_http":
+            value = ",".join(config.allow_http)
+        elif key in ("timeout", "hedge_delay"):
+            value = f"{getattr(config, key):g}"
+        else:
+            value = str(getattr(config, key) or "")
+        out[var] = value
+    return out
+
+
+def uv_mirrors(config: MirrorConfig, count: int, *, probe: bool) -> tuple[list[Mirror], str]:
+    """The best ``count`` mirrors of the chain for uv, and how they were ranked."""
+    from pip_91n.chain.ranking import cached_ranking
+    from pip_91n.cli.status import effective_chain
+
+    chain, how = effective_chain(config, probe=probe)
+    cached = cached_ranking(config) if config.auto else None
+    if cached is not None:
+        latency = cached[2]
+        if any(v is not None for v in latency.values()):
+            answered = [m for m in chain if latency.get(m.name) is not None]
+            chain = tuple(answered) or chain
+    return list(chain[:max(1, count)]), how
+
+
+def _uv_name(mirror: Mirror) -> str:
+    return re.sub(r"[^a-z0-9._-]+", "-", mirror.name.lower()).strip("-.") or "mirror"
+
+
+def _yaml(value: str) -> str:
+    return json.dumps(value)  # a JSON string is a valid YAML double-quoted scalar
+
+
+def _docker(value: str) -> str:
+    return '"' + re.sub(r'(["\\$])', r"\\\1", value) + '"'
+
+
+def render(fmt: str, variables: dict[str, str], *, how: str = "") -> str:
+    """The text to paste for ``fmt`` (``uv-toml`` excepted: see ``render_uv_toml``)."""
+    lines: list[str] = []
+    if fmt in ("shell", "uv"):
+        lines.append(f"# pip-91n env --format {fmt}" + (f" ({how})" if how else ""))
+        lines += [f"export {k}={shlex.quote(v)}" for k, v in variables.items()]
+    elif fmt == "dockerfile":
+        lines.append("# pip-91n settings for every later RUN pip install (pip-91n env)")
+        lines += [f"ENV {k}={_docker(v)}" for k, v in variables.items()]
+    elif fmt in ("github-actions", "gitlab-ci"):
+        where = "a workflow, job or step" if fmt == "github-actions" else "the file or a job"
+        lines.append(f"# pip-91n settings: put under {where} (pip-91n env)")
+        lines.append("env:" if fmt == "github-actions" else "variables:")
+        lines += [f"  {k}: {_yaml(v)}" for k, v in variables.items()]
+    else:  # pragma: no cover - argparse restricts the choices
+        raise UsageError(f"unknown format {fmt!r}")
+    return "\n".join(lines) + "\n"
+
+
+def uv_variables(mirrors: list[Mirror], secrets: list[str]) -> dict[str, str]:
+    """UV_INDEX (all but the last, best first) and UV_DEFAULT_INDEX (the last)."""
+    urls = [(_uv_name(m), _redact(m.simple_url, secrets)) for m in mirrors]
+    out: dict[str, str] = {}
+    if len(urls) > 1:
+        out["UV_INDEX"] = " ".join(f"{n}={u}" for n, u in urls[:-1])
+    out["UV_DEFAULT_INDEX"] = urls[-1][1]
+    return out
+
+
+def render_uv_toml(mirrors: list[Mirror], secrets: list[str], how: str) -> str:
+    lines = [f"# uv.toml (in pyproject.toml: [[tool.uv.index]]); best-ranked mirrors ({how})",
+             "# uv cannot load the pip-91n hook: it asks these in order and moves on only when",
+             "# a project is missing (404); a connection error on any of them is fatal."]
+    for i, m in enumerate(mirrors):
+        lines += ["", "[[index]]", f"name = {json.dumps(_uv_name(m))}",
+                  f"url = {json.dumps(_redact(m.simple_url, secrets))}"]
+        if i == len(mirrors) - 1:
+            lines.append("default = true")
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace, out: Output) -> int:
+    from pip_91n.settings.catalog import load_catalog
+    from pip_91n.settings.config import load_config
+
+    if args.count < 1:
+        raise UsageError("--count must be at least 1")
+    catalog = load_catalog()
+    config = load_config(catalog=catalog)
+    secrets: list[str] = []
+    how = ""
+    if args.format in ("uv", "uv-toml"):
+        mirrors, how = uv_mirrors(config, args.count, probe=args.probe)
+        variables = uv_variables(mirrors, secrets)
+        text = (render_uv_toml(mirrors, secrets, how) if args.format == "uv-toml"
+                else render("uv", variables, how=how))
+        if "not ranked" in how:
+            out.note("no ranking yet: these are in chain order; run `pip-91n probe` first or "
+                     "pass --probe")
+    else:
+        variables = env_variables(config, catalog, include_local=args.all, secrets=secrets)
+        text = render(args.format, variables)
+    if secrets:
+        out.note("passwords in index URLs are shown as ***: supply them as CI or build "
+                 "secrets, never in an image layer")
+    if out.json_mode:
+        out.json({"format": args.format, "variables": variables, "text": text})
+    else:
+        out.stream.write(text)
+    return EXIT_OK
