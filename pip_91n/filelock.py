@@ -59,10 +59,6 @@ class FileLock:
         self.path = Path(path)
         self._fd: int | None = None
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
     def try_acquire(self) -> bool:
         """Take the lock if it is free right now; True when this object holds it."""
         if self._fd is not None:
@@ -126,14 +122,3 @@ class FileLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
-
-    def is_locked_elsewhere(self) -> bool:
-        """True when someone else holds the lock now (probes without waiting)."""
-        if self._fd is not None:
-            return False
-        if not self.path.exists():
-            return False
-        if self.try_acquire():
-            self.release()
-            return False
-        return True

@@ -94,13 +94,14 @@ def _download(
     on_attempt: OnAttempt | None,
 ) -> Download:
     from pip_91n.downloads.engine import Download
+    from pip_91n.downloads.state import DownloadState
 
     urls, sha = check_request(candidates, sha256)
     opts = options if options is not None else DownloadOptions.from_env()
-    return Download(urls, sha, store=PartialStore(opts.cache_dir), options=opts,
-                    wire=_wire(wire, transport), size=size,
-                    filename=filename or filename_of(urls[0]), progress=progress,
-                    on_attempt=on_attempt)
+    state = DownloadState(urls, sha, store=PartialStore(opts.cache_dir), options=opts.bounded(),
+                          size=size, filename=filename or filename_of(urls[0]),
+                          progress=progress, on_attempt=on_attempt)
+    return Download(state, _wire(wire, transport))
 
 
 def fetch(

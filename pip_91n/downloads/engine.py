@@ -21,14 +21,12 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from pip_91n.downloads.files import PrefixHash, hash_file, sha256_mismatch
-from pip_91n.downloads.options import DownloadOptions
-from pip_91n.downloads.partials import Journal, PartialMeta, PartialStore
+from pip_91n.downloads.partials import Journal, PartialMeta
 from pip_91n.downloads.segments import RangeSet
-from pip_91n.downloads.state import DownloadState, OnAttempt, Progress
+from pip_91n.downloads.state import DownloadState
 from pip_91n.downloads.workers import run_workers
 from pip_91n.errors import Attempt, DownloadFailed
 from pip_91n.net.wire import Wire
@@ -39,25 +37,11 @@ log = logging.getLogger("pip_91n")
 
 
 class Download:
-    """Fetch one file (``sha256``) from ``urls`` through ``wire`` into ``store``; ``run()``
-    returns the verified ``.complete`` path. Readers follow along through ``state``."""
+    """Fetch the file ``state`` describes through ``wire``; ``run()`` returns the verified
+    ``.complete`` path. Readers follow along through ``state``."""
 
-    def __init__(
-        self,
-        urls: Sequence[str],
-        sha256: str,
-        *,
-        store: PartialStore,
-        options: DownloadOptions,
-        wire: Wire,
-        size: int | None = None,
-        filename: str = "",
-        progress: Progress | None = None,
-        on_attempt: OnAttempt | None = None,
-    ) -> None:
-        self.state = DownloadState(urls, sha256, store=store, options=options.bounded(),
-                                   size=size, filename=filename, progress=progress,
-                                   on_attempt=on_attempt)
+    def __init__(self, state: DownloadState, wire: Wire) -> None:
+        self.state = state
         self.wire = wire
         self._probed = False
         self._hash = PrefixHash()
@@ -247,8 +231,6 @@ class Download:
             st.record_attempt(src, reason + "; its bytes were discarded", 0.0)
         else:
             # Several sources (or an earlier run) wrote bytes: try one source at a time.
-            for s in contributors:
-                s.suspect = True
             st.attempts.append(Attempt("partial", st.sha256, reason + " in bytes from "
                                        f"{len(contributors)} sources; retrying one at a time"))
             if st.solo is None:

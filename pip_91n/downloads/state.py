@@ -39,7 +39,6 @@ class Source:
     total_failures: int = 0
     dead: bool = False
     bytes: int = 0  # bytes written this generation
-    suspect: bool = False
 
 
 @dataclass

@@ -87,9 +87,6 @@ class Mirror:
         out.extend(self.aliases)
         return tuple(out)
 
-    @property
-    def hosts(self) -> frozenset[str]:
-        return frozenset((urlsplit(p).hostname or "").lower() for p in self.prefixes)
 
 
 _PYPI = Mirror(
