@@ -61,7 +61,7 @@ def _run(hook: "Hook", module: "ModuleType") -> None:
         _resolve(hook)(module)
     except Exception as exc:
         name = hook if isinstance(hook, str) else getattr(hook, "__qualname__", repr(hook))
-        report(f"post-import hook {name} for {module.__name__} failed ({exc!r}); ignored")
+        report(f"post-import hook {name} for {module.__name__} failed ({type(exc).__name__}: {exc}); ignored")
 
 
 def _fire(module: "ModuleType") -> None:

@@ -51,6 +51,6 @@ def init() -> None:
         try:
             import sys
 
-            sys.stderr.write(f"pip-91n: start-up hook failed ({exc!r}); pip is left as is\n")
+            sys.stderr.write(f"pip-91n: start-up hook failed ({type(exc).__name__}: {exc}); pip is left as is\n")
         except Exception:
             pass

@@ -81,6 +81,21 @@ def test_startup_is_silent_and_light(shared_venv: Venv) -> None:
 
 
 @pytest.mark.hook
+def test_a_pth_left_without_its_package_costs_one_line(fresh_venv: Venv) -> None:
+    """A half-removed install or a copied venv: Python starts, with one short line saying
+    what to do (not site's traceback, not once per site dir)."""
+    import shutil
+
+    shutil.rmtree(fresh_venv.site_packages / "pip_91n")
+    proc = subprocess.run([str(fresh_venv.python), "-c", "print('started')"], env=fresh_venv.env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == "started\n"
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pip-91n: "), proc.stderr
+    assert str(fresh_venv.site_packages / "pip_91n.pth") in lines[0]
+    assert "remove that file or reinstall pip-91n" in lines[0]
+
+
 def test_pip_91n_console_script(shared_venv: Venv) -> None:
     from pip_91n import __version__
 

@@ -103,13 +103,15 @@ class Fetched:
 
 
 class AttemptState:
-    """Shared between an attempt's thread and the race: cancel flag, headers-seen flag."""
+    """Shared between an attempt's thread and the race: cancel flag, headers-seen flag, and
+    the URL being asked (for the log line of an attempt that never answered)."""
 
-    __slots__ = ("cancel", "headers")
+    __slots__ = ("cancel", "headers", "url")
 
     def __init__(self) -> None:
         self.cancel = threading.Event()
         self.headers = False
+        self.url = ""
 
 
 #: How one attempt ended: ok, missing (404/410 or not on the page), pin (the page lacks the
@@ -292,6 +294,7 @@ class Attempter:
     ) -> Fetched:
         timeout = self.timeout
         started = time.monotonic()
+        state.url = url
         try:
             resp, final = follow(self.wire_for(mirror), url, headers, timeout,
                                  credentials=lambda bare: self._creds(mirror, bare))

@@ -58,7 +58,8 @@ def settings_of(config: MirrorConfig) -> dict[str, Any]:
     """The keyword arguments of a ``Failover`` (or ``FailoverTransport``) that ``config``
     sets: shared health memory, timeout, hedge delay, request log."""
     return {"health": HealthStore.in_cache_dir(config.cache_dir), "timeout": config.timeout,
-            "hedge_delay": config.hedge_delay, "request_log": RequestLog(config.log)}
+            "hedge_delay": config.hedge_delay,
+            "request_log": RequestLog(config.log, str(config.source("log")))}
 
 
 class _Race:
@@ -232,7 +233,7 @@ class Failover:
             if not state.headers:
                 waited = time.monotonic() - started
                 reason = f"no answer after {waited:.1f}s while {winner.mirror.name} answered"
-                self.log.write(mirror.name, "", None, 0, waited, reason)
+                self.log.write(mirror.name, state.url, None, 0, waited, reason)
                 self.health.record_failure(mirror.name, reason)
 
     def _give_up(self, resource: Resource, ask: Ask, outcomes: Sequence[Outcome]) -> Fetched:

@@ -1,7 +1,8 @@
 """``PIP_91N_LOG``: one line per mirror attempt (mirror, status, bytes, time, failover reason).
 
 ``-`` writes to stderr, anything else is a file path appended to. URLs are redacted.
-Never raises: a log that cannot be written is dropped.
+Never raises: a log that cannot be written is turned off, with one stderr line that names
+the setting (``where``) and why.
 """
 
 from __future__ import annotations
@@ -11,14 +12,19 @@ import threading
 import time
 from typing import TextIO
 
+from pip_91n._importhook import report
 from pip_91n._urls import redact
 
 __all__ = ["RequestLog"]
 
 
 class RequestLog:
-    def __init__(self, target: str | None) -> None:
+    """Where the lines go (``target``), and the setting that named it (``where``: the
+    variable, or the config file and line)."""
+
+    def __init__(self, target: str | None, where: str = "PIP_91N_LOG") -> None:
         self.target = target
+        self.where = where
         self._lock = threading.Lock()
         self._file: TextIO | None = None
 
@@ -48,8 +54,11 @@ class RequestLog:
                 if stream is not None:
                     stream.write(line + "\n")
                     stream.flush()
-        except OSError:
-            self.target = None
+        except OSError as exc:
+            target, self.target = self.target, None
+            report(f"{self.where}: cannot write the request log {target} "
+                   f"({exc.strerror or exc}); the log is off for this run (fix the path, or "
+                   "unset PIP_91N_LOG)")
 
     def close(self) -> None:
         with self._lock:

@@ -51,6 +51,8 @@ def run(args: argparse.Namespace, out: Output) -> int:
                 with contextlib.suppress(FileNotFoundError):
                     (cache / name).unlink()
                     removed.append(name)
+                with contextlib.suppress(OSError):  # the state file's lock goes with it
+                    (cache / f"{name}.lock").unlink()
             report["state_removed"] = removed
         if out.json_mode:
             out.json(report)

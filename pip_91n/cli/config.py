@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from pip_91n._urls import redact
 from pip_91n.cli.output import EXIT_FAILED, EXIT_OK, Output, UsageError
 from pip_91n.errors import ConfigError
 from pip_91n.settings.catalog import Catalog, mirror_spec
@@ -58,9 +59,10 @@ def parse_values(key: str, values: Sequence[str]) -> Any:
 
 
 def setting_value(config: MirrorConfig, key: str, catalog: Catalog) -> Any:
-    """The effective value of ``key`` in config-file form (``mirrors`` -> "auto" or a list)."""
+    """The effective value of ``key`` in config-file form (``mirrors`` -> "auto" or a list),
+    as shown to people: passwords in mirror URLs are ``***``."""
     if key == "mirrors":
-        return "auto" if config.auto else [mirror_spec(m, catalog) for m in config.chain]
+        return "auto" if config.auto else [redact(mirror_spec(m, catalog)) for m in config.chain]
     if key == "cache_dir":
         return str(config.cache_dir)
     if key == "allow_http":

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pip_91n._urls import is_loopback
+from pip_91n._urls import is_loopback, redact
 from pip_91n.cli.output import EXIT_FAILED, EXIT_OK, Output
 from pip_91n.settings.catalog import Mirror
 from pip_91n.settings.config import MirrorConfig
@@ -47,9 +47,10 @@ def _http_finding(url: str, where: str) -> Finding | None:
     parts = urlsplit(url)
     if parts.scheme != "http" or is_loopback(parts.hostname or ""):
         return None
-    https = url.replace("http://", "https://", 1)
+    shown = redact(url)
+    https = shown.replace("http://", "https://", 1)
     return Finding("pip config", "warn",
-                   f"{where}: index {url} uses plain http: packages and pages can be altered "
+                   f"{where}: index {shown} uses plain http: packages and pages can be altered "
                    "in transit (security)",
                    f"use {https} if the mirror serves https, or a catalog mirror with "
                    "`pip-91n use NAME`")
@@ -95,6 +96,37 @@ def check_pip_config(environ: Mapping[str, str], files: Sequence[Path] | None = 
     if not found:
         found.append(Finding("pip config", "ok", "no trusted-host and no plain-http index"))
     return found
+
+
+def check_tls_trust(environ: Mapping[str, str]) -> list[Finding]:
+    """What TLS trusts outside pip (the probes, this check, model downloads): what pip does."""
+    from pip_91n.net.tls import trust_sources
+
+    sources = trust_sources(environ)
+    found = [Finding("tls", "ok", "trusting what pip trusts: "
+                     + ", ".join(src.what for src in sources))]
+    for src in sources:
+        if src.cafile is not None and not Path(src.cafile).exists():
+            found.append(Finding("tls", "error", f"{src.what} names {src.cafile}, which does "
+                                 "not exist: pip fails every https request too",
+                                 f"point {src.what.split(' ')[0]} at an existing CA bundle, or "
+                                 "unset it"))
+    return found
+
+
+def check_log(config: MirrorConfig) -> Finding | None:
+    """``PIP_91N_LOG``: a file it names must be writable (else the hook turns the log off)."""
+    if not config.log or config.log == "-":
+        return None
+    where = config.source("log")
+    try:
+        with open(config.log, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        return Finding("log", "error", f"{where}: cannot write the request log {config.log} "
+                       f"({exc.strerror or exc}); pip runs without it",
+                       "point it at a writable file, `-` for stderr, or unset it")
+    return Finding("log", "ok", f"request log {config.log} is writable ({where})")
 
 
 def check_cache_dir(cache_dir: Path) -> Finding:
@@ -173,14 +205,16 @@ class _Net:
 
 
 def _net_check(url: str, timeout: float) -> tuple[bool, str]:
-    """DNS, TLS (https) and one HTTP GET of ``url``; (reachable, what happened)."""
+    """DNS, TLS (https, trusting what pip trusts) and one GET of a page of ``url``, through
+    the same wire as the probes; (reachable, what happened)."""
     import socket
     import ssl
     import urllib.request
 
-    import httpx
-
-    from pip_91n._urls import split_credentials
+    from pip_91n._urls import same_origin, split_credentials
+    from pip_91n.net.httpx_pool import tls_context
+    from pip_91n.net.httpx_wire import default_wire
+    from pip_91n.net.wire import WireError, describe, follow
 
     bare, creds = split_credentials(url)
     parts = urlsplit(bare)
@@ -199,34 +233,35 @@ def _net_check(url: str, timeout: float) -> tuple[bool, str]:
             return False, f"DNS lookup of {host} failed ({exc.strerror or exc})"
         steps.append(f"DNS {1000 * (time.monotonic() - t0):.0f} ms")
         if parts.scheme == "https":
-            import certifi
-
-            ctx = ssl.create_default_context(cafile=certifi.where())
             try:
                 with socket.create_connection((host, port), timeout=timeout) as sock, \
-                        ctx.wrap_socket(sock, server_hostname=host) as tls:
+                        tls_context().wrap_socket(sock, server_hostname=host) as tls:
                     steps.append(f"TLS ok ({tls.version()})")
             except ssl.SSLError as exc:
-                return False, f"TLS to {host} failed ({exc.reason or exc})"
+                return False, (f"TLS to {host} failed ({exc.reason or exc}); trusted: the "
+                               "CAs pip trusts (see the tls line)")
             except OSError as exc:
                 return False, f"cannot connect to {host}:{port} ({exc.strerror or exc})"
     else:
         steps.append("via proxy")
+    page = bare.rstrip("/") + "/pip/"
+    wire = default_wire()
     t0 = time.monotonic()
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=True) as client:
-            r = client.get(bare.rstrip("/") + "/pip/", auth=creds,
-                           headers={"accept": "text/html"})
-    except httpx.HTTPError as exc:
-        return False, "; ".join([*steps, f"HTTP failed ({str(exc) or type(exc).__name__})"])
+        resp, _ = follow(wire, page, [("accept", "text/html")], timeout,
+                         credentials=lambda hop: creds if same_origin(hop, page) else None)
+        resp.close()
+    except (WireError, OSError) as exc:
+        return False, "; ".join([*steps, f"HTTP failed ({describe(exc, timeout)})"])
+    finally:
+        wire.close()
     ms = 1000 * (time.monotonic() - t0)
-    if r.status_code >= 500:
-        return False, "; ".join([*steps, f"HTTP {r.status_code}"])
-    return True, "; ".join([*steps, f"HTTP {r.status_code} in {ms:.0f} ms"])
+    if resp.status >= 500:
+        return False, "; ".join([*steps, f"HTTP {resp.status}"])
+    return True, "; ".join([*steps, f"HTTP {resp.status} in {ms:.0f} ms"])
 
 
 def check_network(mirrors: Sequence[Mirror], timeout: float) -> list[_Net]:
-    from pip_91n._urls import redact
 
     results: dict[str, _Net] = {}
     lock = threading.Lock()
@@ -270,7 +305,6 @@ def _chain_findings(config: MirrorConfig, nets: list[_Net]) -> list[Finding]:
 
 def _pip_index_finding(config: MirrorConfig, environ: Mapping[str, str],
                        chain_urls: set[str], timeout: float) -> Finding | None:
-    from pip_91n._urls import redact
     from pip_91n.settings.pipconf import pip_index_url
 
     index = pip_index_url(environ)
@@ -306,6 +340,7 @@ def diagnose(*, network: bool = True, import_pip: bool = True) -> list[Finding]:
                                 "fix the value named above (`pip-91n config show`)"))
     findings += _hook_findings(import_pip)
     findings += check_pip_config(environ)
+    findings += check_tls_trust(environ)
     if config is not None:
         if network:
             chain_urls = {m.simple_url for m in config.chain}
@@ -313,6 +348,9 @@ def diagnose(*, network: bool = True, import_pip: bool = True) -> list[Finding]:
             if f:
                 findings.append(f)
             findings += _chain_findings(config, check_network(config.chain, config.timeout))
+        log = check_log(config)
+        if log is not None:
+            findings.append(log)
         findings.append(check_cache_dir(config.cache_dir))
     return findings
 

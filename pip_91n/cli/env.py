@@ -58,10 +58,20 @@ def env_variables(config: MirrorConfig, catalog: Catalog, *, include_local: bool
 
 
 def uv_mirrors(config: MirrorConfig, count: int, *, probe: bool) -> tuple[list[Mirror], str]:
-    """The best ``count`` mirrors of the chain for uv, and how they were ranked."""
+    """The best ``count`` mirrors of the chain for uv, and how they were ranked. uv cannot
+    fail over on a connection error, so mirrors that did not answer the probe (``probe``:
+    one now, of an explicit chain too; else the remembered ``auto`` ranking) are left out."""
     from pip_91n.chain.ranking import cached_ranking
     from pip_91n.cli.status import effective_chain
 
+    if probe and not config.auto:
+        from pip_91n.chain.probe import measure
+
+        results = measure(config.chain, budget=5.0)
+        alive = [r.name for r in results if r.status is not None and r.status < 500]
+        chain = tuple(m for name in alive for m in config.chain if m.name == name)
+        how = "as configured, the mirrors that answered a probe just now, fastest first"
+        return list((chain or config.chain)[:max(1, count)]), how
     chain, how = effective_chain(config, probe=probe)
     cached = cached_ranking(config) if config.auto else None
     if cached is not None:

@@ -102,7 +102,7 @@ def _patch_state() -> tuple[bool, str]:
 
         importlib.import_module(SESSION_MODULE)
     except Exception as exc:
-        return False, f"cannot import {SESSION_MODULE}: {exc!r}"
+        return False, f"cannot import {SESSION_MODULE}: {type(exc).__name__}: {exc}"
     patch = sys.modules.get(PATCH.partition(":")[0])
     if patch is None:
         return False, f"pip's session module was imported but {PATCH} never ran"

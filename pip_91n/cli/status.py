@@ -60,13 +60,24 @@ def health_rows(config: MirrorConfig, chain: tuple[Mirror, ...]) -> list[dict[st
     return rows
 
 
+#: The longest reason a table cell shows (``--json`` has it whole).
+_REASON_WIDTH = 60
+
+
+def _reason(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= _REASON_WIDTH else line[:_REASON_WIDTH - 3] + "..."
+
+
 def health_text(row: dict[str, Any]) -> tuple[str, str, str, str]:
     lat = f"{row['latency'] * 1000:.0f} ms" if row["latency"] is not None else "-"
+    reason = _reason(row["last_reason"])
     if row["skipped_until"]:
         left = row["skipped_until"] - time.time()
-        state, style = f"skipped for {ago(max(0.0, left))}: {row['last_reason']}", "error"
+        state, style = f"skipped for {ago(max(0.0, left))}: {reason}", "error"
     elif row["failures"]:
-        state, style = f"{row['failures']} failures: {row['last_reason']}", "warn"
+        n = row["failures"]
+        state, style = f"{n} failure{'' if n == 1 else 's'}: {reason}", "warn"
     elif row["last_success"]:
         state, style = f"ok {ago(time.time() - row['last_success'])} ago", "ok"
     else:

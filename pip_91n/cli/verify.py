@@ -141,9 +141,17 @@ def verify_installed(names: Iterable[str] = (), paths: Sequence[str] | None = No
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
+    for path in args.path or ():
+        if not Path(path).is_dir():
+            raise UsageError(f"--path {path}: no such directory (give a site-packages "
+                             "directory, e.g. the output of `python -m site`)")
     dists, unknown = select_distributions(args.packages, args.path)
     if unknown:
         raise UsageError(f"not installed: {', '.join(unknown)} (see `pip list`)")
+    if not dists:
+        out.error("no installed distributions found" + (
+            f" in {', '.join(args.path)}" if args.path else "") + "; nothing was verified")
+        return EXIT_FAILED
     if out.rich:
         from rich.progress import Progress
 

@@ -13,7 +13,7 @@ The public API (imported on first use, so ``import pip_91n.downloads`` stays lig
 
 Inside: ``api`` (the calls), ``options``, ``engine`` (lock → reuse → fetch → verify → keep),
 ``workers`` (sources and ranges), ``state`` (what they share), ``stream`` (readers),
-``files`` (pread, pwrite, hashing, publishing), ``resume`` (pip's resume rules),
+``files`` (pread, pwrite, hashing, moving into place), ``resume`` (pip's resume rules),
 ``segments`` (range bookkeeping), ``partials`` (the cache dir's entries).
 """
 

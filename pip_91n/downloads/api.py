@@ -8,7 +8,8 @@ verified new one). ``open_stream(...)`` gives the same download as a file-like o
 last byte until the hash matched, so a consumer never sees a whole, unverified file.
 
 Interrupted downloads stay in ``PIP_91N_CACHE_DIR/partials`` and the next call resumes them,
-from whichever candidate answers. Files of ``segment_threshold`` bytes or more are fetched in
+from whichever candidate answers; a finished file is moved to its destination (or removed
+once a stream's reader has it), so nothing finished stays in the cache dir. Files of ``segment_threshold`` bytes or more are fetched in
 segments from several candidates at once. Processes fetching the same file share the work
 through a file lock. How: ``pip_91n.downloads.engine``. Housekeeping: ``clean()``,
 ``purge()``.
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from pip_91n.downloads.files import hash_file, publish
+from pip_91n.downloads.files import hash_file, move_into
 from pip_91n.downloads.options import DownloadOptions
 from pip_91n.downloads.partials import CleanReport, Journal, PartialMeta, PartialStore
 
@@ -141,8 +142,7 @@ def fetch(
             n = target.stat().st_size
             progress(n, n)
         return target
-    publish(download.run(), target)
-    return target
+    return download.run(deliver=lambda verified: move_into(verified, target))
 
 
 def open_stream(
@@ -174,8 +174,9 @@ def has_copy(sha256: str, options: DownloadOptions | None = None) -> bool:
 def keep_partial(sha256: str, data: bytes, *, filename: str, size: int, url: str,
                  validator: str = "", options: DownloadOptions | None = None) -> None:
     """Keep ``data``, the first bytes of the file (fetched elsewhere from ``url``, which sent
-    ``validator`` as its ETag or Last-Modified), as a partial the engine resumes. Nothing is
-    kept when another process holds the file's lock (it is fetching the file itself) or a
+    ``validator`` as its ETag or Last-Modified), as a partial the engine resumes (with
+    ``keep_partials`` off, the engine still resumes it in this run, then drops it). Nothing
+    is kept when another process holds the file's lock (it is fetching the file itself) or a
     partial is there already."""
     store = PartialStore((options or DownloadOptions.from_env()).cache_dir)
     lock = store.lock(sha256)
@@ -194,7 +195,7 @@ def keep_partial(sha256: str, data: bytes, *, filename: str, size: int, url: str
         store.save_meta(PartialMeta(sha256, filename, size,
                                     {url: validator} if validator else {}))
     except OSError:
-        store.discard(sha256, keep_complete=True)
+        store.discard(sha256)
     finally:
         lock.release()
 

@@ -1,15 +1,18 @@
 """The download engine: one file, many sources, one verified result.
 
 A ``Download`` works on one partial entry (``pip_91n.downloads.partials``) under its file
-lock: lock → reuse → fetch → verify → keep.
+lock: lock → reuse → fetch → verify → hand over.
 
-1. reuse a verified ``.complete`` if another process already made it;
+1. reuse a verified ``.complete`` if another process made it and is still handing it over;
 2. otherwise replay the journal and fetch only the missing bytes
    (``pip_91n.downloads.workers``);
 3. hash the result. A mismatch blames the source that served the bytes (or, when several did,
    retries one source at a time) and starts over. Nothing unverified is renamed to
    ``.complete`` or published; stream readers get bytes as they arrive, but never the last
-   one before the hash matched (``DownloadState.view``).
+   one before the hash matched (``DownloadState.view``);
+4. hand the verified file over: ``fetch`` moves it to its destination, a stream's reader
+   removes it once read. Only unfinished downloads stay in the cache dir (none at all with
+   ``keep_partials`` off: pip's ``--no-cache-dir``).
 
 Without Content-Length the body is read to EOF and the hash decides; a mismatch is first
 checked with one ``Range`` probe for a truncated body.
@@ -21,9 +24,10 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from pip_91n.downloads.files import PrefixHash, hash_file, sha256_mismatch
+from pip_91n.downloads.files import PrefixHash, copy_beside, hash_file, sha256_mismatch
 from pip_91n.downloads.partials import Journal, PartialMeta
 from pip_91n.downloads.segments import RangeSet
 from pip_91n.downloads.state import DownloadState
@@ -54,10 +58,13 @@ class Download:
     def filename(self) -> str:
         return self.state.filename
 
-    def run(self) -> Path:
+    def run(self, deliver: Callable[[Path], Path] | None = None) -> Path:
+        """Download and verify; the verified file's path. ``deliver(path)``, called while the
+        file's lock is still held, hands the verified file over (moves it out of the cache
+        dir) and returns where it went."""
         st = self.state
         try:
-            path = self._run_locked()
+            path = self._run_locked(deliver)
         except BaseException as exc:
             with st.cond:
                 st.error = exc
@@ -73,8 +80,21 @@ class Download:
     def cancel(self) -> None:
         self.state.cancel()
 
+    def discard(self) -> None:
+        """Remove the verified file from the cache dir, once its reader has it (unless another
+        process holds the file's lock, or waits for it: it reuses the file, and removes it
+        itself)."""
+        st = self.state
+        lock = st.store.lock(st.sha256)
+        if lock.try_acquire():
+            try:
+                if not st.store.has_waiters(st.sha256):
+                    st.store.discard(st.sha256)
+            finally:
+                lock.release()
+
     # -- lock and reuse --------------------------------------------------------------------
-    def _run_locked(self) -> Path:
+    def _run_locked(self, deliver: Callable[[Path], Path] | None) -> Path:
         st = self.state
         lock = st.store.lock(st.sha256)
         journal_path = st.store.path(st.sha256, ".ranges")
@@ -98,30 +118,54 @@ class Download:
                 return False
             return time.monotonic() - last_change < st.opts.lock_stall
 
-        if not lock.acquire(keep_waiting=keep_waiting, poll=0.1):
-            raise DownloadFailed(st.what, [Attempt(
-                "lock", str(lock.path),
-                f"another process holds the download lock and made no progress for "
-                f"{st.opts.lock_stall:.0f}s",
-            )])
+        if not lock.try_acquire():  # another holder: wait, and say so (it then leaves the
+            st.store.add_waiter(st.sha256)  # verified file here for this thread to reuse)
+            try:
+                got = lock.acquire(keep_waiting=keep_waiting, poll=0.1)
+            finally:
+                st.store.remove_waiter(st.sha256)
+            if not got:
+                raise DownloadFailed(st.what, [Attempt(
+                    "lock", str(lock.path),
+                    f"another process holds the download lock and made no progress for "
+                    f"{st.opts.lock_stall:.0f}s",
+                )])
         try:
             with contextlib.suppress(OSError):
                 st.store.clean(max_age=st.opts.max_age, max_bytes=st.opts.max_bytes,
                                keep=frozenset({st.sha256}))
-            if complete.exists():
-                if hash_file(complete) == st.sha256:
-                    os.utime(complete)
-                    size = complete.stat().st_size
-                    with st.cond:
-                        st.size = size
-                        st.data_path = complete
-                        st.done = RangeSet([(0, size)])
-                    st.report(force=True)
-                    return complete
-                complete.unlink()
-            return self._download(complete)
+            verified = self._reuse(complete) or self._download(complete)
+            if deliver is None:
+                return verified
+            if st.store.has_waiters(st.sha256):  # a copy for this caller, the file for them
+                return deliver(copy_beside(verified))
+            delivered = deliver(verified)
+            st.store.discard(st.sha256)  # its name (the .json) goes with it
+            return delivered
+        except BaseException:
+            if not st.opts.keep_partials:  # pip --no-cache-dir: nothing stays behind
+                st.store.discard(st.sha256)
+            raise
         finally:
             lock.release()
+
+    def _reuse(self, complete: Path) -> Path | None:
+        """``complete``, when another process verified the file and has not handed it over
+        yet; None otherwise (a copy that does not hash right is dropped)."""
+        st = self.state
+        try:
+            if hash_file(complete) != st.sha256:
+                complete.unlink()
+                return None
+            size = complete.stat().st_size
+        except FileNotFoundError:
+            return None
+        with st.cond:
+            st.size = size
+            st.data_path = complete
+            st.done = RangeSet([(0, size)])
+        st.report(force=True)
+        return complete
 
     # -- the partial -----------------------------------------------------------------------
     def _open_partial(self) -> None:
@@ -219,7 +263,7 @@ class Download:
         finally:
             self._close_partial()
             if poisoned:
-                st.store.discard(st.sha256, keep_complete=True)
+                st.store.discard(st.sha256)
 
     def _blame(self, digest: str) -> None:
         st = self.state

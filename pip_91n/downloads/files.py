@@ -1,8 +1,8 @@
-"""Bytes on disk for downloads: positional reads and writes, hashing, publishing.
+"""Bytes on disk for downloads: positional reads and writes, hashing, moving into place.
 
 ``PrefixHash`` hashes the contiguous prefix of a partial while it downloads, so the check at
-the end reads only what arrived last (a 13 GB model file is not read twice). ``publish``
-puts a verified file at its destination atomically. ``sha256_mismatch`` is the one wording
+the end reads only what arrived last (a 13 GB model file is not read twice). ``move_into``
+puts a verified file at its destination atomically and leaves no copy behind. ``sha256_mismatch`` is the one wording
 of a hash that did not match, for the engine, the chain and the pip hook alike.
 """
 
@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pip_91n.downloads.state import DownloadState
 
-__all__ = ["PrefixHash", "hash_file", "pread", "publish", "pwrite", "sha256_mismatch"]
+__all__ = ["PrefixHash", "copy_beside", "hash_file", "move_into", "pread", "pwrite",
+           "sha256_mismatch"]
 
 _HAVE_PREAD = hasattr(os, "pread")  # not on Windows
 
@@ -60,23 +61,40 @@ def hash_file(path: str | os.PathLike[str], limit: int | None = None) -> str:
     return h.hexdigest()
 
 
-def publish(src: Path, dest: Path) -> None:
-    """Put the verified ``src`` at ``dest`` atomically (a hard link when the filesystem
-    allows, else a copy); ``dest`` is the old file or the new one, never half of one."""
+def move_into(src: Path, dest: Path) -> Path:
+    """Move the verified ``src`` to ``dest`` atomically: a rename on the same filesystem,
+    else a copy beside ``dest`` renamed into place, then ``src`` removed. ``dest`` is the old
+    file or the new one, never half of one, and no second copy stays behind."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.part")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
     try:
-        try:
-            os.link(src, tmp)
-        except OSError:
-            shutil.copyfile(src, tmp)
+        os.replace(src, dest)
+        return dest
+    except OSError:
+        pass  # another filesystem (a Docker volume, say): copy, then drop the source
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.part")
+    try:
+        shutil.copyfile(src, tmp)
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+    with contextlib.suppress(OSError):
+        src.unlink()
+    return dest
+
+
+def copy_beside(src: Path) -> Path:
+    """A second name for ``src`` in its directory (a hard link, else a copy), for a caller
+    that takes it away while ``src`` stays for others."""
+    tmp = src.with_name(f"{src.name}.{os.getpid()}.{threading.get_ident()}.copy")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    return tmp
 
 
 class PrefixHash:

@@ -44,6 +44,8 @@ class DownloadOptions:
     - ``lock_stall``: seconds to wait for another process's download that makes no progress.
     - ``max_age`` / ``max_bytes``: limits for partials, applied before each download.
     - ``headers``: sent with every request (to every candidate: no secrets here).
+    - ``keep_partials``: keep an unfinished download in the cache dir for the next run to
+      resume (off for pip's ``--no-cache-dir``: then nothing at all stays behind).
     """
 
     cache_dir: Path | None = None
@@ -56,6 +58,7 @@ class DownloadOptions:
     max_age: float = DEFAULT_MAX_AGE
     max_bytes: int = DEFAULT_MAX_BYTES
     headers: Mapping[str, str] = field(default_factory=dict)
+    keep_partials: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None,

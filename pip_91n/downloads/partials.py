@@ -7,11 +7,15 @@ One entry per file (``<sha256>`` below)::
                        after the chunk itself, so it never claims bytes that are not there
     <sha256>.json      filename, size when known, and the validator (ETag / Last-Modified)
                        each source URL sent, for ``If-Range`` when resuming from that source
-    <sha256>.complete  the verified file (the ``.part`` renamed once its sha256 matched);
-                       other processes waiting on the lock reuse it instead of downloading
+    <sha256>.complete  the verified file (the ``.part`` renamed once its sha256 matched),
+                       there only until it is handed over (moved to its destination, or
+                       read by a stream), or while another process waits for it
     <sha256>.lock      held by the one process that works on the entry
+    <sha256>.wait-P-T  a process (pid P, thread T) waits for the lock: the holder then leaves
+                       the verified file for it instead of moving it away
 
-Entries survive the process: the next run replays the journal and resumes with ``Range``.
+Unfinished entries survive the process: the next run replays the journal and resumes with
+``Range``. Finished ones do not: nothing finished is kept twice.
 ``clean`` drops entries by age and total size, ``purge`` drops them all (the CLI's
 ``pip-91n cache purge``); both skip an entry whose lock is held.
 """
@@ -23,6 +27,7 @@ import json
 import os
 import re
 import struct
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +51,7 @@ DEFAULT_MAX_BYTES = 8 * 1024**3
 _RECORD = struct.Struct("<QQ")
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _SUFFIXES = (".part", ".ranges", ".json", ".complete", ".lock")
+_WAIT_MAX_AGE = 24 * 3600.0
 
 
 @dataclass
@@ -116,6 +122,20 @@ class Journal:
         return done if limit is None else done.clip(limit)
 
 
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (on this host; a mark of another host's process lives
+    until it is a day old)."""
+    if pid == os.getpid() or sys.platform == "win32":  # Windows: signal 0 is CTRL_C_EVENT
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
 class CleanReport(NamedTuple):
     removed: tuple[str, ...]  # sha256 of each entry removed
     freed_bytes: int
@@ -157,9 +177,45 @@ class PartialStore:
         limit = on_disk if size is None else min(size, on_disk)
         return Journal.replay(self.path(sha256, ".ranges"), limit)
 
+    # -- waiters ---------------------------------------------------------------------------
+    def _wait_marker(self, sha256: str) -> Path:
+        import threading
+
+        return self.path(sha256, f".wait-{os.getpid()}-{threading.get_ident()}")
+
+    def add_waiter(self, sha256: str) -> None:
+        """Say that this thread waits for the entry's lock (it wants the verified file)."""
+        with contextlib.suppress(OSError):
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._wait_marker(sha256).touch()
+
+    def remove_waiter(self, sha256: str) -> None:
+        with contextlib.suppress(OSError):
+            self._wait_marker(sha256).unlink()
+
+    def has_waiters(self, sha256: str) -> bool:
+        """Whether another live process or thread waits for the entry (stale marks of dead
+        processes are removed)."""
+        mine = self._wait_marker(sha256).name
+        now = time.time()
+        for marker in self.root.glob(f"{sha256}.wait-*"):
+            if marker.name == mine:
+                continue
+            try:
+                pid = int(marker.name.split("-")[1])
+                fresh = now - marker.stat().st_mtime < _WAIT_MAX_AGE
+            except (ValueError, IndexError, OSError):
+                continue
+            if fresh and _alive(pid):
+                return True
+            with contextlib.suppress(OSError):
+                marker.unlink()
+        return False
+
     def discard(self, sha256: str, *, keep_complete: bool = False) -> None:
-        """Delete the entry's data (the caller holds its lock, so the lock file stays)."""
-        for suffix in (".part", ".ranges", ".json") + (() if keep_complete else (".complete",)):
+        """Delete the entry's data (the caller holds its lock, so the lock file stays);
+        ``keep_complete``: all but the verified file and its ``.json`` (its name)."""
+        for suffix in (".part", ".ranges") + (() if keep_complete else (".json", ".complete")):
             with contextlib.suppress(FileNotFoundError):
                 self.path(sha256, suffix).unlink()
 
@@ -199,8 +255,8 @@ class PartialStore:
                     freed += getattr(st, "st_blocks", 0) * 512 or st.st_size
         finally:
             lock.release()
-        # stray temporaries of a crashed save_meta
-        for p in self.root.glob(f"{sha256}.json.*.tmp"):
+        # stray temporaries of a crashed save_meta, and marks of waiters long gone
+        for p in [*self.root.glob(f"{sha256}.json.*.tmp"), *self.root.glob(f"{sha256}.wait-*")]:
             with contextlib.suppress(OSError):
                 p.unlink()
         return freed

@@ -172,9 +172,11 @@ class DownloadState:
 
     # -- any thread ------------------------------------------------------------------------
     def record_attempt(self, src: Source, reason: str, seconds: float) -> None:
+        parts = urlsplit(src.url)
+        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
         with self.cond:
-            self.attempts.append(Attempt(urlsplit(src.url).netloc or src.url, redact(src.url),
-                                         reason, round(seconds, 3)))
+            self.attempts.append(Attempt(host or redact(src.url), redact(src.url), reason,
+                                         round(seconds, 3)))
         if self.on_attempt is not None:
             with contextlib.suppress(Exception):
                 self.on_attempt(src.url, reason, seconds)

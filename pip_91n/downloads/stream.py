@@ -59,6 +59,11 @@ class DownloadStream:
     def path(self) -> Path | None:
         return self._st.data_path if self._st.verified else None
 
+    def wait(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for the download to end; True when it has."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
     def wait_size(self, timeout: float) -> int | None:
         """Block until the size is known (or the download ended), at most ``timeout`` s."""
         st = self._st
@@ -123,7 +128,8 @@ class DownloadStream:
             yield chunk
 
     def close(self) -> None:
-        """Stop reading; an unfinished download is cancelled (its partial stays)."""
+        """Stop reading. An unfinished download is cancelled (its partial stays, to resume);
+        a finished one is removed from the cache dir: the reader has it now."""
         if self._closed:
             return
         self._closed = True
@@ -132,6 +138,8 @@ class DownloadStream:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if self._st.verified:
+            self._download.discard()
 
     @property
     def closed(self) -> bool:

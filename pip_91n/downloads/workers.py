@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 
 from pip_91n import __version__
+from pip_91n._urls import redact
 from pip_91n.downloads.files import pwrite
 from pip_91n.downloads.resume import judge, range_headers
 from pip_91n.downloads.segments import Active, claim, gaps, steal
@@ -250,7 +251,7 @@ def _accept(st: DownloadState, w: Worker, src: Source, resp: WireResponse) -> bo
                 raise _SourceError("ignores Range (HTTP 200)", fatal=True)
             # pip's rule: a 200 to a Range request means start again from zero.
             log.info("pip-91n: %s answered 200 to a Range request: restarting %s",
-                     src.url, st.what)
+                     redact(src.url), st.what)
             st.reset_locked()
             a.start = a.pos = 0
             a.end = verdict.total if verdict.total is not None else st.size
@@ -328,6 +329,6 @@ def _failed(st: DownloadState, w: Worker, src: Source, exc: BaseException, secon
         if fatal or src.failures >= st.opts.retries or \
                 src.total_failures >= 4 * st.opts.retries + 4:
             src.dead = True
-    log.info("pip-91n: %s from %s: %s", st.what, src.url, reason)
+    log.info("pip-91n: %s from %s: %s", st.what, redact(src.url), reason)
     st.record_attempt(src, reason + (f" after {w.req_bytes} bytes" if w.req_bytes else ""),
                       seconds)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from pip_91n.downloads.api import open_stream
+from pip_91n.downloads.options import DownloadOptions
 from pip_91n.errors import DownloadFailed
 from pip_91n.hook.shim import ChainShim
 from pip_91n.hook.small_files import fetch_small
@@ -45,9 +46,11 @@ class EngineBody(io.RawIOBase):
     (what pip >= 25.2 resumes after), and pip's own resume asks again for the verified file.
     """
 
-    def __init__(self, shim: ChainShim, res: Resource, sha256: str, request_url: str) -> None:
+    def __init__(self, shim: ChainShim, res: Resource, sha256: str, request_url: str,
+                 options: DownloadOptions) -> None:
         super().__init__()
         self.shim, self.res, self.sha256, self.request_url = shim, res, sha256, request_url
+        self.options = options
         self.pos = 0
         self.given = hashlib.sha256()
         self.extended = False
@@ -56,13 +59,14 @@ class EngineBody(io.RawIOBase):
         self.served_by = ""
         self.started = time.monotonic()
         self.logged = False
+        shim.track(self)
 
     def _open(self) -> DownloadStream:
         urls = self.shim.candidates(self.res, self.request_url)
         if not urls:
             raise DownloadFailed(self.res.filename or self.request_url, [])
         return open_stream(urls, self.sha256, filename=self.res.filename,
-                           options=self.shim.options, wire=self.shim.wire,
+                           options=self.options, wire=self.shim.wire,
                            on_attempt=self._attempt)
 
     def _attempt(self, url: str, reason: str | None, seconds: float) -> None:
@@ -103,7 +107,7 @@ class EngineBody(io.RawIOBase):
         if not urls:
             return None
         data = fetch_small(urls[0], self.sha256, size, filename=self.res.filename,
-                           options=self.shim.options, wire=self.shim.wire,
+                           options=self.options, wire=self.shim.wire,
                            on_attempt=self._attempt)
         if data is None:
             return None
@@ -191,8 +195,13 @@ class EngineBody(io.RawIOBase):
         return len(data)
 
     def close(self) -> None:
+        """Done (or given up, or pip exits). An unfinished download keeps its partial for the
+        next run, except with pip's ``--no-cache-dir``: then the engine drops it, and this
+        waits a moment for that."""
         if self.stream is not None:
             self.stream.close()
+            if not self.options.keep_partials:
+                self.stream.wait(2.0)
         if self.spool is not None:
             self.spool.close()
         super().close()

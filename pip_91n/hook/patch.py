@@ -10,7 +10,8 @@
 2. it wraps ``PipSession.__init__``: after pip mounted its own adapters (HTTP cache,
    truststore TLS, ``--trusted-host``, ``file://``), a ``ChainAdapter`` is mounted for the
    origins of pypi.org, files.pythonhosted.org and each chain mirror. It serves what the
-   chain owns and hands every other request on that origin to the adapter pip had mounted;
+   chain owns (files through pip's HTTP cache) and hands every other request on that origin
+   to the adapter pip had mounted;
 3. at the first session it loads the pip-91n configuration (a broken one: one stderr line,
    pip stays stock) and imports what serving pages and small files needs (``PREIMPORT``),
    before pip starts installing (pip 26.1+ warns about, and 26.3 refuses, imports after that
@@ -153,6 +154,9 @@ def check(module: Any) -> str | None:
     if not isinstance(getattr(models, "Response", None), type) or not isinstance(
             getattr(structures, "CaseInsensitiveDict", None), type):
         return "requests Response/CaseInsensitiveDict missing"
+    raw = getattr(importlib.import_module("pip._vendor.urllib3.response"), "HTTPResponse", None)
+    if not isinstance(raw, type):
+        return "urllib3 HTTPResponse is missing"
     return None
 
 
@@ -178,8 +182,8 @@ def apply(module: Any = None) -> bool:
         with _lock:
             return _apply(module)
     except Exception as exc:
-        _state.reason = f"internal error: {exc!r}"
-        _warn(f"could not patch pip ({exc!r}); pip runs without the mirror chain")
+        _state.reason = f"internal error: {type(exc).__name__}: {exc}"
+        _warn(f"could not patch pip ({type(exc).__name__}: {exc}); pip runs without the mirror chain")
         return False
 
 
@@ -243,9 +247,10 @@ def _prepare() -> ChainShim | None:
     models = importlib.import_module("pip._vendor.requests.models")
     structures = importlib.import_module("pip._vendor.requests.structures")
     exceptions = importlib.import_module("pip._vendor.urllib3.exceptions")
+    raw = importlib.import_module("pip._vendor.urllib3.response")
     _state.adapter_cls = make_adapter_class(
         adapters.BaseAdapter, models.Response, structures.CaseInsensitiveDict,
-        lambda url, msg: exceptions.ReadTimeoutError(None, url, msg))
+        lambda url, msg: exceptions.ReadTimeoutError(None, url, msg), raw.HTTPResponse)
     pool = _state.pool = PipPool(adapters.HTTPAdapter, models.PreparedRequest,
                                  structures.CaseInsensitiveDict)
     # Large files stream only to pips that resume a broken download themselves (>= 25.2):
@@ -292,7 +297,7 @@ def _mount(session: Any) -> None:
         session._pip_91n_prefixes = prefixes
         _sessions.add(session)
     except Exception as exc:
-        _warn(f"could not route pip through the mirror chain ({exc!r}); pip runs as is")
+        _warn(f"could not route pip through the mirror chain ({type(exc).__name__}: {exc}); pip runs as is")
 
 
 def _unmount(session: Any) -> None:

@@ -10,10 +10,16 @@ for. Thread-safe; built once, at the first PipSession.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import threading
 import time
+import weakref
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
+from pip_91n._importhook import report
 from pip_91n._urls import split_credentials, split_sha256
 from pip_91n.chain.attempt import Ask, Fetched
 from pip_91n.chain.failover import Failover
@@ -41,6 +47,9 @@ class ChainShim:
         self.failover = Failover.from_config(config, chain=self.chain, wire=wire)
         self.options = DownloadOptions.from_config(config)
         self._pins: dict[str, str] = {}  # project -> exact version pip asked for
+        self._reported: set[str] = set()  # projects whose failure was reported on stderr
+        self._bodies: weakref.WeakSet[Any] = weakref.WeakSet()  # file bodies not closed yet
+        atexit.register(self._close_bodies)
         self._lock = threading.Lock()
         self._report_health = health_reporter(self.failover.health, self.chain)
 
@@ -56,6 +65,13 @@ class ChainShim:
         return self.failover.serve(res, Ask(url, headers, pin))
 
     # -- files -----------------------------------------------------------------------------
+
+    def options_for(self, *, keep_partials: bool) -> DownloadOptions:
+        """The download options, keeping unfinished downloads for the next run or not (pip's
+        ``--no-cache-dir``)."""
+        if keep_partials == self.options.keep_partials:
+            return self.options
+        return replace(self.options, keep_partials=keep_partials)
 
     def known_file(self, filename: str) -> KnownFile | None:
         return self.failover.files.get(filename)
@@ -118,6 +134,17 @@ class ChainShim:
 
     # -- what happened ---------------------------------------------------------------------
 
+    def report_failure(self, res: Resource, exc: Exception) -> None:
+        """Say once per project (or file) on stderr why the chain could not serve it: each
+        mirror, why it failed, and the fix. pip itself would only say that the package does
+        not exist."""
+        key = res.project or res.filename or res.key
+        with self._lock:
+            if key in self._reported:
+                return
+            self._reported.add(key)
+        report(str(exc))
+
     def on_attempt(self, url: str, reason: str | None, seconds: float, *,
                    log: bool = True) -> None:
         """A request of the download engine: feeds the health memory (a 404 is not held
@@ -133,5 +160,20 @@ class ChainShim:
         self.failover.log.write(mirror.name if mirror else "-", url, status, nbytes, seconds,
                                 reason)
 
+    def track(self, body: Any) -> None:
+        """Remember a file body until it is closed: one pip leaves open when it exits (an
+        interrupted install) is closed then, so its download stops cleanly."""
+        with self._lock:
+            self._bodies.add(body)
+
+    def _close_bodies(self) -> None:
+        with self._lock:
+            bodies = list(self._bodies)
+        for body in bodies:
+            with contextlib.suppress(Exception):
+                body.close()
+
     def close(self) -> None:
+        atexit.unregister(self._close_bodies)
+        self._close_bodies()
         self.failover.close()

@@ -9,7 +9,7 @@ TLS costs nothing until it is used: loading the CA bundle into an ``ssl.SSLConte
 ~20 ms, so the default pools for plain-http URLs (a loopback or LAN mirror) get a context
 that never loads one (it verifies, with no CA to trust: a TLS handshake through it fails
 closed, and none is routed there), and the pools for https URLs share one verifying
-context (``tls_context()``, built by httpx as ``verify=True`` would), made on first use.
+context (``tls_context()``: what pip trusts, see ``pip_91n.net.tls``), made on first use.
 """
 
 from __future__ import annotations
@@ -26,17 +26,25 @@ from pip_91n._urls import proxy_for
 __all__ = ["EnvProxyTransport", "tls_context"]
 
 _tls_lock = threading.Lock()
-_tls: ssl.SSLContext | None = None
+_tls: dict[tuple[str, ...], ssl.SSLContext] = {}
+#: The variables the trust depends on: a context is built once per set of their values.
+_TRUST_VARS = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+               "PIP_CERT", "PIP_CONFIG_FILE")
 
 
 def tls_context() -> ssl.SSLContext:
-    """The verifying TLS context of the default pools (certifi's CAs, or ``SSL_CERT_FILE`` /
-    ``SSL_CERT_DIR``, as httpx's ``verify=True``), built once per process on first use."""
-    global _tls
+    """The verifying TLS context of the default pools: what pip trusts
+    (``pip_91n.net.tls.trust_context``), built on first use (loading CAs takes ~20 ms)."""
+    import os
+
+    key = tuple(os.environ.get(v, "") for v in _TRUST_VARS)
     with _tls_lock:
-        if _tls is None:
-            _tls = httpx.create_ssl_context()
-        return _tls
+        ctx = _tls.get(key)
+        if ctx is None:
+            from pip_91n.net.tls import trust_context
+
+            ctx = _tls[key] = trust_context()
+        return ctx
 
 
 def _default_pool(proxy: str | None, tls: bool) -> httpx.BaseTransport:

@@ -1,7 +1,7 @@
 """pip's own index setting, read without importing pip.
 
-Only one value matters to pip-91n: the index pip would use (``PIP_INDEX_URL``, or
-``index-url`` in a pip config file). Files are found and merged as pip does: global
+Two values matter to pip-91n: the index pip would use (``PIP_INDEX_URL``, or ``index-url`` in
+a pip config file), and the CA bundle pip trusts (``PIP_CERT``, or ``cert``). Files are found and merged as pip does: global
 (``$XDG_CONFIG_DIRS/pip/pip.conf``, ``/etc/pip.conf``), user (``~/.pip/pip.conf``,
 ``~/.config/pip/pip.conf``; skipped when ``PIP_CONFIG_FILE`` names an existing file), site
 (``sys.prefix/pip.conf``), then ``PIP_CONFIG_FILE``; later files win, and an ``[install]``
@@ -18,7 +18,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-__all__ = ["PipConfigFile", "PipIndex", "pip_config_files", "pip_index_url", "read_pip_configs"]
+__all__ = ["PipConfigFile", "PipIndex", "pip_cert", "pip_config_files", "pip_index_url",
+           "read_pip_configs"]
 
 
 class PipIndex(NamedTuple):
@@ -104,26 +105,39 @@ def _line_of(text: str, section: str | None, key: str) -> int | None:
     return None
 
 
-def pip_index_url(
-    environ: Mapping[str, str] | None = None, files: Sequence[Path] | None = None
-) -> PipIndex | None:
-    """pip's configured index URL, or None when pip uses its default (pypi.org).
-
-    Unreadable or malformed pip config files are ignored here: pip reports them itself.
-    """
+def _pip_value(key: str, var: str, environ: Mapping[str, str] | None,
+               files: Sequence[Path] | None) -> tuple[str, str] | None:
+    """(value, where) of pip's option ``key``: the ``var`` variable, else the pip config files
+    in pip's order, ``[install]`` over ``[global]``. Unreadable or malformed pip config files
+    are ignored here: pip reports them itself."""
     env = os.environ if environ is None else environ
-    value = env.get("PIP_INDEX_URL", "").strip()
+    value = env.get(var, "").strip()
     if value:
-        return PipIndex(value.split()[0], "PIP_INDEX_URL")
-    found: dict[str, PipIndex] = {}
+        return value, var
+    found: dict[str, tuple[str, str]] = {}
     for conf in read_pip_configs(pip_config_files(env) if files is None else files):
         if conf.parser is None:
             continue
         for section in ("global", "install"):
             if not conf.parser.has_section(section):
                 continue
-            for key, raw in conf.parser.items(section):
-                if key.replace("_", "-").lower() == "index-url" and raw.strip():
-                    where, _ = conf.where(section, "index-url")
-                    found[section] = PipIndex(raw.strip().split()[0], where)
+            for name, raw in conf.parser.items(section):
+                if name.replace("_", "-").lower() == key and raw.strip():
+                    found[section] = (raw.strip(), conf.where(section, key)[0])
     return found.get("install") or found.get("global")
+
+
+def pip_index_url(
+    environ: Mapping[str, str] | None = None, files: Sequence[Path] | None = None
+) -> PipIndex | None:
+    """pip's configured index URL, or None when pip uses its default (pypi.org)."""
+    found = _pip_value("index-url", "PIP_INDEX_URL", environ, files)
+    return PipIndex(found[0].split()[0], found[1]) if found else None
+
+
+def pip_cert(
+    environ: Mapping[str, str] | None = None, files: Sequence[Path] | None = None
+) -> tuple[str, str] | None:
+    """(path, where) of pip's ``--cert`` CA bundle (``PIP_CERT`` or ``cert`` in pip's
+    config), or None."""
+    return _pip_value("cert", "PIP_CERT", environ, files)

@@ -305,20 +305,23 @@ def test_a_file_url_of_a_chain_mirror_is_tried_there_first() -> None:
     assert resp.extensions["pip_91n.mirror"] == "a"
 
 
-def test_hedging_races_a_slow_mirror_and_the_fast_one_wins() -> None:
+def test_hedging_races_a_slow_mirror_and_the_fast_one_wins(tmp_path: Path) -> None:
     release = threading.Event()
 
     def slow(request: httpx.Request) -> httpx.Response:
         release.wait(5)
         return good(request)
 
-    t = transport(Net(a=slow), "a", "b", hedge=0.1)
+    log = tmp_path / "requests.log"
+    t = transport(Net(a=slow), "a", "b", hedge=0.1, request_log=RequestLog(str(log)))
     t0 = time.monotonic()
     resp = get(t, "https://pypi.org/simple/demo/")
     took = time.monotonic() - t0
     release.set()
     assert resp.extensions["pip_91n.mirror"] == "b" and took < 1.5
     assert "no answer after" in t.failover.health.get("a").last_reason  # the slow one backs off
+    slow_line = next(ln for ln in log.read_text().splitlines() if "no answer after" in ln)
+    assert " https://a.test/simple/demo/ failover: no answer after" in slow_line  # names the URL
     t0 = time.monotonic()
     assert get(t, "https://pypi.org/simple/demo/").extensions["pip_91n.mirror"] == "b"
     assert time.monotonic() - t0 < 0.1  # skipped now: no head start paid

@@ -7,6 +7,7 @@ import shlex
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 
@@ -118,3 +119,15 @@ def test_uv_toml(cli: Runner, cli_env: CliEnv, monkeypatch: pytest.MonkeyPatch) 
 def test_uv_without_ranking_says_so(cli: Runner) -> None:
     r = cli("env", "--format", "uv")
     assert r.code == 0 and "no ranking yet" in r.err
+
+
+def test_uv_probe_of_an_explicit_chain_leaves_out_a_dead_mirror(
+    cli: Runner, dep_tree: Any, mirrors: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """uv cannot fail over on a connection error: a dead first index would break it."""
+    dead, good = mirrors(dep_tree, ["refused", None])
+    monkeypatch.setenv("PIP_91N_MIRRORS", f"{dead.simple_url},{good.simple_url}")
+    plain = cli("env", "--format", "uv", "--json").json["variables"]
+    assert dead.simple_url in str(plain)  # no probe: as configured
+    probed = cli("env", "--format", "uv", "--probe", "--json").json["variables"]
+    assert probed == {"UV_DEFAULT_INDEX": good.simple_url}

@@ -93,9 +93,11 @@ def test_cache_list_and_purge(cli: Runner, cli_env: CliEnv, monkeypatch: pytest.
     assert partials[SHA_A]["filename"] == "big-1.0-py3-none-any.whl"
     assert partials[SHA_A]["done"] == 400 and partials[SHA_A]["size"] == 1000
     assert partials[SHA_B]["complete"] is True
+    assert partials[SHA_B]["filename"] == "done-1.0-py3-none-any.whl"  # named, not "?"
     assert {h["name"] for h in data["health"]} == {"tuna", "pypi"}
     text = cli("cache", "list").out
     assert "40% of 1000 B" in text and "complete" in text and "mirror health" in text
+    assert "done-1.0-py3-none-any.whl" in text and "?" not in text
     # a held lock keeps its entry
     lock = PartialStore(cli_env.cache).lock(SHA_A)
     assert lock.try_acquire()
@@ -109,5 +111,16 @@ def test_cache_list_and_purge(cli: Runner, cli_env: CliEnv, monkeypatch: pytest.
     assert r.code == 0 and "removed 1 partial downloads" in r.out
     assert "removed mirror health state" in r.out
     assert not (cli_env.cache / "health.json").exists()
+    assert sorted(p.name for p in cli_env.cache.rglob("*") if p.is_file()) == []  # no locks
     after = cli("cache", "list", "--json").json
     assert after["partials"] == [] and after["health"] == []
+
+
+def test_health_cells_are_short_and_counted_in_words() -> None:
+    from pip_91n.cli.status import health_text
+
+    row = {"latency": None, "skipped_until": None, "failures": 1, "last_success": None,
+           "last_reason": "connect failed: " + "HTTPSConnectionPool(host='x', port=443) " * 9}
+    _lat, _n, state, style = health_text(row)
+    assert state.startswith("1 failure: connect failed") and len(state) <= 75, state
+    assert style == "warn" and health_text({**row, "failures": 3})[2].startswith("3 failures:")

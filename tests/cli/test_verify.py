@@ -57,3 +57,11 @@ def test_same_size_change_is_caught_and_no_record(tmp_path: Path) -> None:
     assert unknown == []
     assert by["pkg"].modified == ("pkg/payload.bin",)
     assert by["legacy"].has_record is False and by["legacy"].ok
+
+
+def test_a_missing_or_empty_path_is_an_error(cli: Runner, tmp_path: Path) -> None:
+    missing = cli("verify", "--path", str(tmp_path / "does-not-exist"))
+    assert missing.code == 2 and "no such directory" in missing.err and missing.out == ""
+    (tmp_path / "empty").mkdir()
+    empty = cli("verify", "--path", str(tmp_path / "empty"))
+    assert empty.code == 1 and "no installed distributions found" in empty.err

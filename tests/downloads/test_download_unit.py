@@ -95,9 +95,10 @@ def test_fetch_publishes_only_verified_file(tmp_path: Path) -> None:
     assert out == tmp_path / "pkg-1.0.tar.gz"
     assert out.read_bytes() == DATA
     assert seen[-1] == (len(DATA), len(DATA))
-    # the verified file stays in the cache for other processes, the partial is gone
+    # handed over: no second copy stays in the cache, only the (empty) lock file
     names = sorted(p.suffix for p in (tmp_path / "cache" / "partials").iterdir())
-    assert names == [".complete", ".lock"]
+    assert names == [".lock"]
+    assert (tmp_path / "cache" / "partials" / f"{SHA}.lock").stat().st_size == 0
 
 
 def test_resume_across_runs_sends_range_and_if_range(tmp_path: Path) -> None:
@@ -381,3 +382,15 @@ def test_size_remembered_from_a_bad_source_is_dropped(tmp_path: Path) -> None:
         fetch(["http://b/f"], SHA, tmp_path / "f", options=opts, transport=_router(b=good))
     fetch(["http://b/f"], SHA, tmp_path / "f", options=opts, transport=_router(b=good))
     assert (tmp_path / "f").read_bytes() == DATA
+
+
+def test_a_password_in_a_candidate_url_is_never_reported(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    canary = "CANARY-pw-91n"
+    broken = Fake(status=503)
+    with caplog.at_level("DEBUG", logger="pip_91n"), pytest.raises(DownloadFailed) as err:
+        fetch([f"http://user:{canary}@a/f.whl"], SHA, tmp_path / "f", options=_opts(tmp_path),
+              transport=_router(a=broken))
+    assert canary not in str(err.value) and "user:***@a" in str(err.value)
+    assert all(canary not in a.mirror + a.url + a.reason for a in err.value.attempts)
+    assert canary not in caplog.text

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import socket
+import ssl
 import threading
 import time
 from collections import Counter
@@ -38,6 +39,21 @@ class _HTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
     mirror: MirrorServer
+    tls: ssl.SSLContext | None = None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(self.mirror.io_timeout)  # the handshake runs in this thread
+        try:
+            tls = self.tls.wrap_socket(request, server_side=True)
+        except (OSError, ssl.SSLError):  # a client that does not trust us: its problem
+            return
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            tls.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         import sys
@@ -90,6 +106,7 @@ class MirrorServer:
     ``layout``: ``"pypi"`` (``/packages/aa/bb/<hash>/<file>``) or ``"flat"`` (``/files/<file>``).
     ``absolute_urls``: pages link files by absolute URL (like pypi.org) instead of relative
     ``../../packages/...`` (like TUNA). ``io_timeout`` bounds every socket read/write.
+    ``tls``: a server-side context (``trustme``'s, say): the mirror then speaks https.
     """
 
     def __init__(
@@ -104,6 +121,7 @@ class MirrorServer:
         port: int = 0,
         io_timeout: float = 20.0,
         page_cache_control: str = "max-age=600, public",
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if layout not in ("pypi", "flat"):
             raise ValueError(f"layout must be 'pypi' or 'flat', not {layout!r}")
@@ -119,6 +137,7 @@ class MirrorServer:
         self._stopping = threading.Event()
         self._httpd = _HTTPServer((host, port), _Handler, bind_and_activate=True)
         self._httpd.mirror = self
+        self._httpd.tls = tls
         self._thread: threading.Thread | None = None
         self.host: str = self._httpd.server_address[0]  # type: ignore[assignment]
         self.port: int = self._httpd.server_address[1]
@@ -126,8 +145,9 @@ class MirrorServer:
     # -- lifecycle ----------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:<port>`` (no trailing slash)."""
-        return f"http://{self.host}:{self.port}"
+        """``http://127.0.0.1:<port>`` (``https`` with ``tls``; no trailing slash)."""
+        scheme = "https" if self._httpd.tls is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     @property
     def simple_url(self) -> str:

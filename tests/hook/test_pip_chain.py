@@ -152,6 +152,38 @@ def test_disable_restores_stock_pip(
     assert log_lines(env) == []
 
 
+@pytest.mark.parametrize("layout", ["pypi", "flat"])
+def test_pip_shows_the_real_url_of_each_file(
+    layout: str, shared_venv: Venv, dep_tree: PackageIndex, mirrors: Any,
+    sealed_env: dict[str, str], tmp_path: Path,
+) -> None:
+    """Relative links on a mirror's page resolve against that mirror, not pypi.org: pip
+    names (and asks for) URLs that exist."""
+    (mirror,) = mirrors(dep_tree, 1, layout=layout)
+    env = chain_env(sealed_env, [mirror])
+    _rc, out, _err = pip_install(shared_venv, env, tmp_path / "t", "lib-c")
+    where = "packages/" if layout == "pypi" else "files/"
+    assert f"Downloading {mirror.url}/{where}" in out, out
+    assert "pypi.org" not in out, out
+
+
+def test_when_every_mirror_fails_pip_says_why_at_default_verbosity(
+    shared_venv: Venv, dep_tree: PackageIndex, mirrors: Any, sealed_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    refused, failing = mirrors(dep_tree, ["refused", ServerError(status=503)])
+    env = chain_env(sealed_env, [refused, failing])
+    del env["PIP_91N_LOG"]  # what a user sees, with no request log
+    rc, out, err = pip_install(shared_venv, env, tmp_path / "t", "app==1.0", check=False)
+    assert rc != 0
+    blocks = [line for line in err.splitlines() if line.startswith("pip-91n: all ")]
+    assert blocks == ["pip-91n: all 2 mirrors failed for https://pypi.org/simple/app/:"], err
+    assert f"- 127.0.0.1:{refused.port}/simple: connect failed" in err, err
+    assert f"- 127.0.0.1:{failing.port}/simple: HTTP 503" in err, err
+    assert err.count("fix: check the network") == 1  # once per failed project
+    assert "pip-91n" not in out
+
+
 def test_broken_config_leaves_pip_working_unpatched_with_one_line(
     shared_venv: Venv, dep_tree: PackageIndex, mirrors: Any, sealed_env: dict[str, str],
     tmp_path: Path,

@@ -137,6 +137,22 @@ def test_pip_compile_resolves_through_the_chain(
         assert head.stats().total_requests >= 1  # asked first, then failed over
 
 
+def test_pip_compile_generate_hashes_through_the_chain(
+    tools_venv: Venv, dep_tree: PackageIndex, mirrors: Any, sealed_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """pip-tools clears pip's cached ``find_best_candidate`` to collect hashes: the patch's
+    wrapper keeps ``cache_clear`` (pip < 25.1 crashed without it)."""
+    head, good = mirrors(dep_tree, ["refused", None])
+    env = chain_env(sealed_env, [head, good])
+    text, err = _compile(tools_venv, env, tmp_path / "w", "app\nlib-a<2\n", "--generate-hashes")
+    _assert_clean(err)
+    assert _pins(text) == PINNED, text
+    for name, version in PINNED.items():
+        dist = dep_tree.get(f"{name.replace('-', '_')}-{version}-py3-none-any.whl")
+        assert dist is not None and f"--hash=sha256:{dist.sha256}" in text, (name, text)
+
+
 def test_pip_sync_installs_the_compiled_pins_through_the_chain(
     tmp_path: Path, wheelhouse: Path, project_wheel: Path, dep_tree: PackageIndex,
     mirrors: Any, sealed_env: dict[str, str],

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
-import pytest
-
 from pip_91n.downloads import fetch
 from pip_91n.downloads.partials import PartialStore
 from pip_91n.hook.small_files import fetch_small
@@ -38,11 +35,15 @@ def test_returns_the_verified_bytes_of_one_plain_get_and_writes_nothing(tmp_path
 
 
 def test_a_verified_copy_in_the_cache_is_left_to_the_engine(tmp_path: Path) -> None:
+    """Another process verified the file and is still handing it over: the engine reuses it."""
     a, reports = Fake(), []
-    fetch(["http://a/f.whl"], SHA, tmp_path / "out", options=_opts(tmp_path),
-          transport=_router(a=a))
-    assert "complete" in _entries(tmp_path)
-    assert _small(tmp_path, a, reports) is None and len(a.log) == 1
+    store = PartialStore(tmp_path / "cache")
+    store.root.mkdir(parents=True)
+    store.path(SHA, ".complete").write_bytes(DATA)
+    assert _small(tmp_path, a, reports) is None and a.log == []
+    assert fetch(["http://a/f.whl"], SHA, tmp_path / "out", options=_opts(tmp_path),
+                 transport=_router(a=a)).read_bytes() == DATA
+    assert a.log == [] and "complete" not in _entries(tmp_path)  # handed over, not kept
 
 
 def test_does_not_apply_to_large_files_or_existing_entries(tmp_path: Path) -> None:
@@ -84,23 +85,6 @@ def test_a_size_the_mirror_contradicts_hands_over_to_the_engine(tmp_path: Path) 
     a, reports = Fake(), []
     assert _small(tmp_path, a, reports, size=len(DATA) - 1) is None
     assert "serves" in (reports[0][1] or "") and _entries(tmp_path) == []
-
-
-def test_plain_http_pools_never_load_a_ca_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pip_91n.net.httpx_pool as proxies
-
-    built: list[int] = []
-    real = httpx.create_ssl_context
-    monkeypatch.setattr(proxies, "_tls", None)
-    monkeypatch.setattr(httpx, "create_ssl_context",
-                        lambda *a, **k: built.append(1) or real(*a, **k))
-    t = proxies.EnvProxyTransport({})
-    t._pool(None, False)
-    assert built == []
-    tls = t._pool(None, True)
-    assert built == [1] and t._pool(None, True) is tls
-    assert proxies.tls_context() is proxies.tls_context() and built == [1]
-    t.close()
 
 
 def test_pages_and_known_files_keep_the_size_a_json_page_names() -> None:

@@ -84,6 +84,11 @@ def test_download_failover_filter_and_cache(tmp_path: Path, repo_files: dict[str
             link.is_symlink()
             and link.resolve().name == hashlib.sha256(repo_files[shard]).hexdigest()
         )
+        # each shard is on disk once, in the HF cache: pip-91n's cache keeps no copy or link
+        files = [p.name for p in (tmp_path / "pip91n").rglob("*") if p.is_file()]
+        assert any(n.endswith(".lock") for n in files)  # the engine did work there
+        assert [n for n in files if not n.endswith(".lock")] == [], files
+        assert link.resolve().stat().st_nlink == 1
         assert (
             hub_cache_dir() / "models--acme--gpt-oss-tiny" / "refs" / "main"
         ).read_text() == COMMIT
