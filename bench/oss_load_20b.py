@@ -8,7 +8,7 @@ prefill tokens/s and peak RSS. Goals from issue 8: <= 15 s to the first token, <
 >= 1 token/s decode on 2 cores. ``--write`` puts the table into docs/benchmarks.md under
 "## oss_runtime: load_gpt_oss_20b" (replacing only that section).
 
-    python bench/oss_load_20b.py --dir /tmp/oss-20b-sparse --write
+    python bench/oss_load_20b.py --dir /tmp/oss-20b-sparse --kernel --write
 """
 
 from __future__ import annotations
@@ -55,9 +55,10 @@ def _child(path: str, prompt: int, new: int) -> dict[str, Any]:
                          load_kwargs={"progress": False})
 
 
-def _run(path: Path, prompt: int, new: int) -> dict[str, Any]:
+def _run(path: Path, prompt: int, new: int, **extra_env: str) -> dict[str, Any]:
     env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        **extra_env,
     )
     cmd = [sys.executable, __file__, "--child", "--dir", str(path), "--prompt", str(prompt),
            "--new", str(new)]
@@ -99,6 +100,25 @@ def _table(rounds: list[dict[str, Any]]) -> str:
     return "\n".join(line for row in rows for line in row)
 
 
+def _kernel_table(path: Path, prompt: int, new: int) -> str:
+    """First token of a process that finds no built kernel (the build is in it), the same once
+    the kernel is cached, and the pure-torch path, in one run, on an empty kernel cache dir."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="oss-kernel-") as cache:
+        cold = _run(path, prompt, new, OSS_RUNTIME_CACHE_DIR=cache)
+        warm = _run(path, prompt, new, OSS_RUNTIME_CACHE_DIR=cache)
+        torch_only = _run(path, prompt, new, OSS_RUNTIME_CACHE_DIR=cache, OSS_RUNTIME_KERNEL="0")
+    rows = ["| process | call to first token | decode | compute |", "|---|---|---|---|"]
+    for label, r in (("no built kernel (the build included)", cold),
+                     ("kernel cached", warm), ("`OSS_RUNTIME_KERNEL=0` (pure torch)", torch_only)):
+        rows.append(f"| {label} | {r['first_token_s']:.2f} s | {r['decode_tok_s']:.2f} tok/s | "
+                    f"{r.get('compute', '?')} |")
+    rows.append(f"| decode, pure torch vs kernel | | "
+                f"{warm['decode_tok_s'] / max(torch_only['decode_tok_s'], 1e-9):.1f}x slower | |")
+    return "\n".join(rows)
+
+
 def _write_docs(table: str, command: str) -> None:
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     write_section(SECTION, f"Reproduce with `{command}` ({machine}).\n\n{table}\n\n{NOTES}")
@@ -111,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--new", type=int, default=8, help="decoded tokens")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--write", action="store_true", help="write the table into docs/benchmarks.md")
+    p.add_argument("--kernel", action="store_true",
+                   help="also: first token with no built kernel, cached, and pure torch")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -128,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['decode_tok_s']:.2f} tok/s, peak RSS {r['peak_rss'] / 1e9:.2f} GB", flush=True)
         rounds.append(r)
     table = _table(rounds)
+    if args.kernel:
+        table += "\n\nThe fused kernel's first build, in the first process that needs it:\n\n"
+        table += _kernel_table(path, args.prompt, args.new)
     print(table)
     if args.write:
         _write_docs(table, "python bench/oss_load_20b.py --write")

@@ -32,7 +32,7 @@ from oss_runtime.errors import MissingDependency
 from oss_runtime.plan import LoadOptions, LoadPlan, parse_bytes, plan_load
 from oss_runtime.resolve import Resolved, resolve_source
 
-__all__ = ["GptOssRuntime", "load_gpt_oss_20b", "load_tokenizer"]
+__all__ = ["GptOssRuntime", "has_tokenizer", "load_gpt_oss_20b", "load_tokenizer"]
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
@@ -67,13 +67,19 @@ class GptOssRuntime:
     def __repr__(self) -> str:
         p = self.plan
         return (f"GptOssRuntime({str(self.path)!r}, device={p.device!r}, quantization="
-                f"{p.quantization!r}, dtype={p.dtype!r}, backend={p.backend!r})")
+                f"{p.quantization!r}, dtype={p.dtype!r}, backend={p.backend!r}, "
+                f"compute={p.compute!r})")
+
+
+def has_tokenizer(path: str | os.PathLike[str]) -> bool:
+    """Whether the checkpoint directory has tokenizer files (checked without loading)."""
+    return any((Path(path) / f).is_file() for f in _TOKENIZER_FILES)
 
 
 def load_tokenizer(path: str | os.PathLike[str]) -> Any:
     """The directory's tokenizer (with its chat template), or None when it has none."""
     root = Path(path)
-    if not any((root / f).is_file() for f in _TOKENIZER_FILES):
+    if not has_tokenizer(root):
         return None
     try:
         from transformers import AutoTokenizer
@@ -88,6 +94,21 @@ def _cache_bytes(expert_cache: int | str | None) -> int:
     if expert_cache in (None, 0, "0", "off", False):
         return 0
     return parse_bytes(expert_cache)
+
+
+def _actual_kernel(plan: LoadPlan, model: Any) -> LoadPlan:
+    """The plan as it ran: a kernel that was to be built but did not is said, not hidden."""
+    if plan.kernel != "fused":
+        return plan
+    experts = getattr(model.model.layers[0].mlp, "experts", None) if model.model.layers else None
+    if experts is None or getattr(experts, "kernel", None) is not None:
+        return plan
+    from oss_runtime.kernel import SLOWER, status
+
+    why = f"{status().removeprefix('pure torch (').removesuffix(')')}; {SLOWER}"
+    reasons = {**plan.reasons, "kernel": why}
+    return dataclasses.replace(plan, kernel="torch", reasons=reasons,
+                               warnings=(*plan.warnings, f"the experts run in pure torch: {why}"))
 
 
 def load_gpt_oss_20b(
@@ -125,16 +146,17 @@ def load_gpt_oss_20b(
         dtype = str(dtype).replace("torch.", "")
     options = LoadOptions(device=device, quantization=quantization, dtype=dtype,
                           max_memory=max_memory, expert_cache=_cache_bytes(expert_cache),
-                          prefill_chunk=prefill_chunk or 512)
+                          prefill_chunk=prefill_chunk or 512, kernel=kernel, offline=offline)
     plan = plan_load(ck, env, options)
     if plan.backend == "mapped":
         from oss_runtime.bind import load_model
 
         model = load_model(resolved.path, dtype=plan.dtype, expert_cache_bytes=options.expert_cache,
                            kernel=kernel, prefill_chunk=prefill_chunk, checkpoint=ck)
+        plan = _actual_kernel(plan, model)
     else:
         from oss_runtime.native import load_transformers_model
 
-        model = load_transformers_model(resolved.path, plan)
+        model = load_transformers_model(resolved.path, plan, offline=options.offline)
     tokenizer = load_tokenizer(resolved.path)
     return GptOssRuntime(model, tokenizer, plan, resolved, ck, time.perf_counter() - started)

@@ -68,6 +68,8 @@ def run_benchmark(source: str | os.PathLike[str] | None, *, prompt_tokens: int =
         "backend": rt.plan.backend,
         "quantization": rt.plan.quantization,
         "dtype": rt.plan.dtype,
+        "compute": rt.plan.compute,
+        "compute_reason": rt.plan.reasons.get("kernel", ""),
         "threads": torch.get_num_threads(),
         "load_s": loaded - started,
         "first_token_s": first - started,
@@ -88,6 +90,8 @@ def format_table(result: Mapping[str, Any]) -> str:
             "plan",
             f"{result['device']} / {result['backend']} / {result['quantization']} / {result['dtype']}",
         ),
+        ("compute", f"{result['compute']}"
+                    + (f" ({result['compute_reason']})" if result.get("compute_reason") else "")),
         ("threads", str(result["threads"])),
         ("load", f"{result['load_s']:.2f} s"),
         ("call to first token", f"{result['first_token_s']:.2f} s"),

@@ -187,6 +187,10 @@ def _shard_files(root: Path) -> tuple[list[Path], dict[str, str]]:
     return files, {}
 
 
+#: How many tensors an error names before it counts the rest.
+_SHOW = 3
+
+
 def _check_against_layout(spec: ModelSpec, tensors: Mapping[str, TensorInfo], root: Path) -> None:
     expected = expected_tensors(spec)
     problems: list[str] = []
@@ -197,8 +201,12 @@ def _check_against_layout(spec: ModelSpec, tensors: Mapping[str, TensorInfo], ro
         if got.dtype not in want.dtypes or got.shape != want.shape:
             problems.append(_mismatch(got, want))
     if problems:
+        shown = "; ".join(problems[:_SHOW])
+        more = f"; and {len(problems) - _SHOW} more tensors" if len(problems) > _SHOW else ""
         raise CheckpointError(
-            "; ".join(problems) + ". The checkpoint does not match its config.json."
+            f"{len(problems)} tensor(s) differ from what config.json describes: {shown}{more}. "
+            "The checkpoint does not match its config.json (check hidden_size, the numbers of "
+            "layers, heads and experts)."
         )
     missing = sorted(set(expected) - set(tensors))
     if missing:
@@ -212,8 +220,8 @@ def _check_against_layout(spec: ModelSpec, tensors: Mapping[str, TensorInfo], ro
                 )
         raise _fail(
             root,
-            f"{len(missing)} tensor(s) missing from every shard: {', '.join(missing[:8])}"
-            + (" ..." if len(missing) > 8 else "")
+            f"{len(missing)} tensor(s) missing from every shard: {', '.join(missing[:_SHOW])}"
+            + (f" and {len(missing) - _SHOW} more" if len(missing) > _SHOW else "")
             + ".",
             "The checkpoint is incomplete or its config.json does not describe it.",
         )
@@ -223,7 +231,8 @@ def _check_against_layout(spec: ModelSpec, tensors: Mapping[str, TensorInfo], ro
         raise _fail(
             tensors[unexpected[0]].file,
             f"{len(unexpected)} unexpected tensor(s) for a {quant} gpt-oss config: "
-            f"{', '.join(unexpected[:8])}" + (" ..." if len(unexpected) > 8 else "") + ".",
+            f"{', '.join(unexpected[:_SHOW])}"
+            + (f" and {len(unexpected) - _SHOW} more" if len(unexpected) > _SHOW else "") + ".",
             "Check quantization_config in config.json (MXFP4 checkpoints store *_blocks/*_scales).",
         )
 

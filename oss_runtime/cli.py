@@ -41,7 +41,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         dense_experts=args.dense_experts,
     )
     root = write_checkpoint(
-        args.dir, config, sparse=sparse, shards=args.shards, index=not args.no_index, seed=args.seed
+        args.dir, config, sparse=sparse, shards=args.shards, index=not args.no_index,
+        seed=args.seed, overwrite=args.overwrite,
     )
     from oss_runtime.checkpoint import inspect_checkpoint
 
@@ -92,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sparse", action="store_true", help="leave tensor data as holes (zeros)")
     p.add_argument("--dense-experts", action="store_true", help="bf16 experts instead of MXFP4")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a directory that is not empty (replaces its checkpoint files)")
     p.set_defaults(func=_cmd_synth)
     p = sub.add_parser("inspect", help="validate a checkpoint from its headers")
     p.add_argument("dir")

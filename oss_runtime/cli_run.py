@@ -120,25 +120,41 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(args: argparse.Namespace) -> Any:
+def _load(args: argparse.Namespace, source: Any = None) -> Any:
     from oss_runtime.api import load_gpt_oss_20b
 
-    return load_gpt_oss_20b(args.source, device=args.device, dtype=args.dtype,
+    return load_gpt_oss_20b(source or args.source, device=args.device, dtype=args.dtype,
                             quantization=args.quantization, max_memory=_max_memory(args.max_memory),
                             expert_cache=args.expert_cache, offline=args.offline or None,
                             revision=args.revision, progress=not args.quiet)
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
-    rt = _load(args)
+    from oss_runtime.api import has_tokenizer
+    from oss_runtime.resolve import resolve_source
+
+    # everything that can be wrong is found before the (long) load
     interactive = sys.stdin.isatty()
+    first = "" if interactive else sys.stdin.readline()
+    if not interactive and not first:
+        print("oss-runtime: error: chat read nothing from stdin; run it at a terminal, or pipe "
+              "in one message per line (echo 'Hello' | oss-runtime chat ...)", file=sys.stderr)
+        return 2
+    resolved = resolve_source(args.source, offline=args.offline or None, revision=args.revision,
+                              progress=not args.quiet)
+    if not has_tokenizer(resolved.path):
+        print(f"oss-runtime: error: {resolved.path} has no tokenizer (tokenizer.json or "
+              "tokenizer_config.json): chat needs one. Add the tokenizer files of the model, "
+              "or use load_gpt_oss_20b(...).model with token ids.", file=sys.stderr)
+        return 1
+    rt = _load(args, resolved.path)
     if interactive:
         print(f"{rt!r}\n/reset clears the history, /exit quits.", file=sys.stderr)
     history: list[dict[str, str]] = []
     while True:
         if interactive:
             print(">>> ", end="", file=sys.stderr, flush=True)
-        line = sys.stdin.readline()
+        line, first = (first or sys.stdin.readline()), ""
         if not line:
             break
         text = line.strip()

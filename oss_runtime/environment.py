@@ -1,9 +1,10 @@
 """What this machine offers: the only module of oss_runtime that asks hardware questions.
 
 `detect_environment()` returns a frozen `Environment` (CUDA devices and compute capability, the
-packages transformers' native MXFP4 path needs, total and available RAM, CPU count). Everything
-that decides from it (`oss_runtime.plan`) is pure and takes an `Environment` value, so tests build
-one by hand for any machine.
+packages transformers' native MXFP4 path needs and the version ranges transformers itself
+accepts for them, whether its hub kernel is cached, the fused CPU kernel's state, total and
+available RAM, CPU count). Everything that decides from it (`oss_runtime.plan`) is pure and
+takes an `Environment` value, so tests build one by hand for any machine.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ import dataclasses
 import importlib.metadata
 import importlib.util
 import os
+import re
 from typing import Any
 
-__all__ = ["Environment", "detect_environment", "memory_info"]
+__all__ = ["NATIVE_KERNEL_REPO", "Environment", "detect_environment", "memory_info"]
+
+#: The hub repo transformers fetches its native MXFP4 (Triton) kernels from, at load time.
+NATIVE_KERNEL_REPO = "kernels-community/gpt-oss-triton-kernels"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,17 +38,39 @@ class Environment:
     cuda_free_memory: int = 0
     triton_version: str | None = None
     kernels_version: str | None = None
+    # what transformers itself accepts, read from it at run time (None: not known here)
+    kernels_accepted: bool | None = None  # transformers' is_kernels_available()
+    kernels_range: str = ""  # e.g. ">=0.19.1,<0.20.0"
+    triton_minimum: str = "3.4.0"  # transformers' minimum triton for MXFP4 on CUDA
+    hub_offline: bool = False  # HF_HUB_OFFLINE
+    native_kernel_cached: bool = False  # NATIVE_KERNEL_REPO is in the Hugging Face cache
+    # the fused CPU kernel (oss_runtime.kernel.state): ready | buildable | unavailable | unknown
+    kernel_status: str = "unknown"
+    kernel_detail: str = ""
+
+    def native_mxfp4_missing(self) -> list[str]:
+        """What transformers' native MXFP4 path lacks here (empty: it can run), each in the
+        words and version ranges transformers itself checks."""
+        missing = []
+        if not self.cuda_available:
+            missing.append("no CUDA device")
+        elif self.cuda_capability is None or self.cuda_capability < (7, 5):
+            missing.append(f"compute capability {self.cuda_capability} < (7, 5)")
+        if not _at_least(self.triton_version, _release(self.triton_minimum)):
+            missing.append(f"triton {self.triton_version or 'not installed'} (transformers "
+                           f"needs >= {self.triton_minimum})")
+        ok = (self.kernels_accepted if self.kernels_accepted is not None
+              else self.kernels_version is not None)
+        if not ok:
+            wanted = f" {self.kernels_range}" if self.kernels_range else ""
+            missing.append(f"kernels {self.kernels_version or 'not installed'} (transformers "
+                           f"accepts{wanted or ' an installed kernels package'})")
+        return missing
 
     @property
     def native_mxfp4(self) -> bool:
-        """transformers can keep MXFP4 on the GPU: CC >= 7.5, triton >= 3.4 and ``kernels``."""
-        return (
-            self.cuda_available
-            and self.cuda_capability is not None
-            and self.cuda_capability >= (7, 5)
-            and _at_least(self.triton_version, (3, 4))
-            and self.kernels_version is not None
-        )
+        """transformers can keep MXFP4 on the GPU (see `native_mxfp4_missing`)."""
+        return not self.native_mxfp4_missing()
 
     def describe(self) -> list[tuple[str, str]]:
         """(label, value) rows for ``oss-runtime doctor``."""
@@ -63,9 +90,19 @@ class Environment:
             ("transformers", self.transformers_version or "not installed"),
             ("cuda", cuda),
             ("triton", self.triton_version or "not installed"),
-            ("kernels", self.kernels_version or "not installed"),
-            ("native mxfp4", "yes" if self.native_mxfp4 else "no"),
+            ("kernels", (self.kernels_version or "not installed")
+             + (f" (transformers accepts {self.kernels_range})" if self.kernels_range else "")),
+            ("native mxfp4", "yes" if self.native_mxfp4 else
+             "no: " + "; ".join(self.native_mxfp4_missing())),
+            ("native kernel", ("cached" if self.native_kernel_cached else "not cached")
+             + f" ({NATIVE_KERNEL_REPO}" + (", HF_HUB_OFFLINE set)" if self.hub_offline
+                                            else ", fetched on first native load)")),
+            ("cpu kernel", f"{self.kernel_status}: {self.kernel_detail}"),
         ]
+
+
+def _release(version: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", version)[:3])
 
 
 def _at_least(version: str | None, want: tuple[int, ...]) -> bool:
@@ -122,9 +159,59 @@ def _cuda() -> dict[str, Any]:
     }
 
 
+def _transformers_mxfp4() -> dict[str, Any]:
+    """The version checks of transformers' MXFP4 quantizer, read from transformers itself
+    (the kernels range from its constants, the triton minimum from its CUDA branch)."""
+    try:
+        import inspect
+
+        from transformers.quantizers import quantizer_mxfp4
+        from transformers.utils import import_utils
+    except Exception:
+        return {}
+    out: dict[str, Any] = {}
+    low = getattr(import_utils, "KERNELS_MIN_VERSION", None)
+    high = getattr(import_utils, "KERNELS_MAX_VERSION", None)
+    if low and high:
+        out["kernels_range"] = f">={low},<{high}"
+    check = getattr(import_utils, "is_kernels_available", None)
+    if callable(check):
+        out["kernels_accepted"] = bool(check())
+    try:
+        source = inspect.getsource(quantizer_mxfp4.Mxfp4HfQuantizer.validate_environment)
+    except (OSError, TypeError, AttributeError):
+        return out
+    m = re.search(r"cuda\.is_available\(\):.*?is_triton_available\(\s*[\"']([\d.]+)",
+                  source, re.DOTALL)
+    if m:
+        out["triton_minimum"] = m.group(1)
+    return out
+
+
+def _native_kernel_cached() -> bool:
+    from oss_runtime.hubcache import hub_cache_dir
+
+    snapshots = hub_cache_dir() / ("models--" + NATIVE_KERNEL_REPO.replace("/", "--")) / "snapshots"
+    try:
+        return any(p.is_dir() for p in snapshots.iterdir())
+    except OSError:
+        return False
+
+
+def _cpu_kernel() -> dict[str, Any]:
+    from oss_runtime.kernel import state
+
+    found = state()
+    return {"kernel_status": found.status, "kernel_detail": found.detail}
+
+
 def detect_environment() -> Environment:
-    """Probe this machine (imports torch when installed; never raises for a missing package)."""
+    """Probe this machine (imports torch when installed, transformers too when there is a CUDA
+    device; never raises for a missing package; builds nothing)."""
+    from oss_runtime.hubcache import offline_requested
+
     total, available = memory_info()
+    cuda = _cuda()
     return Environment(
         cpu_count=os.cpu_count() or 1,
         total_ram=total,
@@ -133,5 +220,8 @@ def detect_environment() -> Environment:
         transformers_version=_version("transformers"),
         triton_version=_version("triton"),
         kernels_version=_version("kernels"),
-        **_cuda(),
+        hub_offline=offline_requested(),
+        native_kernel_cached=_native_kernel_cached(),
+        **({**_transformers_mxfp4(), **cuda} if cuda else {}),
+        **(_cpu_kernel() if importlib.util.find_spec("torch") is not None else {}),
     )

@@ -4,29 +4,129 @@
 cache directory (``$OSS_RUNTIME_CACHE_DIR``, else the user cache dir ``oss-runtime``), keyed by a
 hash of the source and the torch version, and returns ``fn(x, blocks, scales, bias) -> y``. When
 no compiler works, it returns ``None`` and `status()` says why; callers then use the pure-torch
-path, which computes the same values. ``OSS_RUNTIME_KERNEL=0`` disables the kernel.
+path, which computes the same values (decode about 4-7x slower). ``OSS_RUNTIME_KERNEL=0``
+disables the kernel.
+
+The build (about 40 s on 2 cores, once per torch version) says so on stderr. One process builds
+at a time: it holds a lock that the OS drops with its owner, so a build killed half-way never
+blocks the next one (torch's own ``lock`` file, which such a build leaves behind, is broken
+then), and a waiter gives up after ``BUILD_WAIT`` seconds, saying why. A build that failed is
+remembered, per torch version and compiler, so every process does not retry it. `state()`
+says where things stand without building anything.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import json
 import os
+import shutil
+import subprocess
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from oss_runtime.errors import UnsupportedEnvironment
 
-__all__ = ["FusedKernel", "cache_dir", "load_kernel", "reference_linear", "status"]
+__all__ = ["BUILD_WAIT", "FusedKernel", "KernelState", "cache_dir", "load_kernel",
+           "reference_linear", "state", "status"]
 
 _SOURCE = Path(__file__).with_name("_kernels") / "mxfp4_linear.cpp"
 _lock = threading.Lock()
 _loaded: dict[str, Any] = {}  # cache dir -> module, or an error string
 _ISA_NAMES = {0: "scalar", 1: "avx2", 2: "avx512"}
+#: Seconds to wait for another process's build before giving up on the kernel.
+BUILD_WAIT = 600.0
+#: What a build usually takes, for the message (2 cores; about half that on 8).
+_BUILD_TYPICAL = "about 40 s"
+SLOWER = "decode is about 4-7x slower than with the kernel"
+
+
+class KernelState(NamedTuple):
+    """Where the kernel stands here, found without building: ``ready`` (built and cached),
+    ``buildable`` (the first load builds it), or ``unavailable``; ``detail`` says why."""
+
+    status: str
+    detail: str
+
+
+def _disabled() -> bool:
+    return os.environ.get("OSS_RUNTIME_KERNEL", "1").strip().lower() in ("0", "off", "false", "no")
+
+
+def _name() -> str:
+    """The build's name: a hash of the kernel source and the torch version."""
+    import torch
+
+    key = hashlib.sha256((_SOURCE.read_text() + torch.__version__).encode()).hexdigest()[:12]
+    return f"oss_mxfp4_{key}"
+
+
+def _compiler() -> tuple[str, str | None]:
+    """(the C++ compiler torch builds with, its ``--version`` line or None when missing)."""
+    cxx = os.environ.get("CXX", "c++")
+    return cxx, _compiler_version(cxx)
+
+
+@functools.lru_cache(maxsize=8)
+def _compiler_version(cxx: str) -> str | None:
+    found = shutil.which(cxx)
+    if found is None:
+        return None
+    try:
+        out = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=20,
+                             check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.strip().splitlines() or [found])[0]
+
+
+def _say(message: str) -> None:
+    print(f"oss-runtime: {message}", file=sys.stderr, flush=True)
+
+
+def state(directory: Path | None = None) -> KernelState:
+    """Where the kernel stands, without building it (for plans, ``doctor`` and reprs)."""
+    if _disabled():
+        return KernelState("unavailable", f"disabled by OSS_RUNTIME_KERNEL=0; {SLOWER}")
+    directory = directory or cache_dir()
+    loaded = _loaded.get(str(directory))
+    if isinstance(loaded, str):
+        return KernelState("unavailable", f"{loaded}; {SLOWER}")
+    if loaded is not None:
+        return KernelState("ready", f"built, cached in {directory}")
+    try:
+        build = directory / _name()
+    except ImportError:
+        return KernelState("unavailable", "torch is not installed")
+    if any(build.glob("*.so")) or any(build.glob("*.pyd")):
+        return KernelState("ready", f"built, cached in {build}")
+    failed = _failure(build)
+    if failed is not None:
+        return KernelState("unavailable", f"{failed}; {SLOWER}")
+    cxx, version = _compiler()
+    if version is None:
+        return KernelState("unavailable", f"no C++ compiler ({cxx} not found); {SLOWER}")
+    return KernelState("buildable", f"not built yet: the first load builds it ({_BUILD_TYPICAL}, "
+                       f"once, with {version})")
+
+
+def _failure(build: Path) -> str | None:
+    """Why the last build here failed, if it did with this torch and compiler."""
+    try:
+        data = json.loads((build / "failed.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("compiler") != _compiler()[1]:
+        return None  # another compiler now: worth a new try
+    return (f"the build failed earlier ({data.get('error', '?')}); delete "
+            f"{build / 'failed.json'} to try again")
 
 
 def cache_dir() -> Path:
@@ -71,23 +171,58 @@ def _build(directory: Path) -> Any:
     # working build into the slow path.
     with warnings.catch_warnings(), _setuptools_distutils_after_pip():
         warnings.simplefilter("ignore")
-        import torch
         from torch.utils import cpp_extension
 
-        source = _SOURCE.read_text()
-        key = hashlib.sha256((source + torch.__version__).encode()).hexdigest()[:12]
-        name = f"oss_mxfp4_{key}"
+        name = _name()
         build = directory / name
         build.mkdir(parents=True, exist_ok=True)
-        return cpp_extension.load_inline(  # type: ignore[no-untyped-call]
-            name=name,
-            cpp_sources=[source],
-            functions=["mxfp4_linear", "mxfp4_dequant", "mxfp4_best_isa"],
-            extra_cflags=["-O3", "-fopenmp"],
-            extra_ldflags=["-fopenmp"],
-            build_directory=str(build),
-            verbose=False,
-        )
+        failed = _failure(build)
+        if failed is not None:
+            raise RuntimeError(failed)
+        cxx, version = _compiler()
+        if version is None:
+            raise RuntimeError(f"no C++ compiler ({cxx} not found)")
+        from pip_91n.filelock import FileLock
+
+        lock = FileLock(build / "oss-runtime-build.lock")
+        if not lock.try_acquire():
+            _say(f"waiting for another process that builds the MXFP4 kernel in {build} "
+                 f"(at most {BUILD_WAIT / 60:.0f} min)")
+            if not lock.acquire(timeout=BUILD_WAIT):
+                raise RuntimeError(f"another process has been building the kernel in {build} "
+                                   f"for over {BUILD_WAIT / 60:.0f} min")
+        try:
+            stale = build / "lock"  # torch's, left by a build that was killed: nobody holds it
+            if stale.exists():
+                stale.unlink(missing_ok=True)
+                _say(f"removed {stale}, left by an interrupted build")
+            built = any(build.glob("*.so")) or any(build.glob("*.pyd"))
+            if not built:
+                _say(f"building the MXFP4 kernel for this machine ({_BUILD_TYPICAL}, once per "
+                     f"torch version; cached in {build})")
+            t0 = time.monotonic()
+            try:
+                module = cpp_extension.load_inline(  # type: ignore[no-untyped-call]
+                    name=name,
+                    cpp_sources=[_SOURCE.read_text()],
+                    functions=["mxfp4_linear", "mxfp4_dequant", "mxfp4_best_isa"],
+                    extra_cflags=["-O3", "-fopenmp"],
+                    extra_ldflags=["-fopenmp"],
+                    build_directory=str(build),
+                    verbose=False,
+                )
+            except Exception as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                reason = f"{type(exc).__name__}: {first[:300]}"
+                with contextlib.suppress(OSError):
+                    (build / "failed.json").write_text(json.dumps(
+                        {"error": reason, "compiler": _compiler()[1], "at": time.time()}))
+                raise RuntimeError(reason) from exc
+            if not built:
+                _say(f"built the MXFP4 kernel in {time.monotonic() - t0:.0f} s")
+            return module
+        finally:
+            lock.release()
 
 
 def _module(directory: Path | None = None) -> Any:
@@ -95,21 +230,16 @@ def _module(directory: Path | None = None) -> Any:
     key = str(directory)
     with _lock:
         if key not in _loaded:
-            if os.environ.get("OSS_RUNTIME_KERNEL", "1").strip().lower() in (
-                "0",
-                "off",
-                "false",
-                "no",
-            ):
+            if _disabled():
                 _loaded[key] = "disabled by OSS_RUNTIME_KERNEL=0"
             else:
                 try:
                     _loaded[key] = _build(directory)
                 except Exception as exc:  # any build or import failure means: use pure torch
-                    first = (
-                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                    )
-                    _loaded[key] = f"build failed ({type(exc).__name__}: {first[:300]})"
+                    text = str(exc).strip()
+                    _loaded[key] = (text if text.startswith(("the build failed earlier",
+                                                             "another process", "no C++"))
+                                    else f"build failed ({text or type(exc).__name__})")
         return _loaded[key]
 
 
@@ -151,7 +281,8 @@ def load_kernel(
         if required:
             raise UnsupportedEnvironment(
                 f"the fused MXFP4 kernel is unavailable: {mod}. Install a C++ compiler (g++ or "
-                "clang++) or load with kernel=False to use the pure-torch path."
+                "clang++) or load with kernel=False to use the pure-torch path "
+                f"({SLOWER})."
             )
         return None
     return FusedKernel(mod, isa)

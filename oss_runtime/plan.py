@@ -21,8 +21,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Union
 
 from oss_runtime.checkpoint import Checkpoint
-from oss_runtime.environment import Environment
+from oss_runtime.environment import NATIVE_KERNEL_REPO, Environment
 from oss_runtime.errors import UnsupportedEnvironment
+from oss_runtime.kernel import SLOWER
 from oss_runtime.layout import DTYPE_SIZES, expected_tensors
 from oss_runtime.spec import ModelSpec
 
@@ -62,6 +63,8 @@ class LoadOptions:
     expert_cache: int = 0  # bytes of dequantized experts kept (mapped backend)
     context: int = 4096  # tokens the KV cache estimate is made for
     prefill_chunk: int = 512
+    kernel: str | bool = "auto"  # the fused CPU kernel: "auto", True (required), False (off)
+    offline: bool | None = None  # no downloads (None: HF_HUB_OFFLINE decides)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +81,18 @@ class LoadPlan:
     reasons: Mapping[str, str]  # "device", "quantization", "dtype", "memory" -> why
     warnings: tuple[str, ...] = ()
     max_memory: Mapping[Any, int] | None = None
+    #: the experts' compute on the mapped backend: "fused" (C++ kernel), "torch" (pure
+    #: torch, 4-7x slower) or "n/a" (the transformers backend)
+    kernel: str = "n/a"
+
+    @property
+    def compute(self) -> str:
+        """Which path runs the experts, in words."""
+        if self.kernel == "fused":
+            return "fused C++ kernel"
+        if self.kernel == "torch":
+            return "pure torch"
+        return "transformers"
 
     def describe(self) -> list[str]:
         lines = [
@@ -85,6 +100,7 @@ class LoadPlan:
             f"quantization  {self.quantization}  ({self.reasons['quantization']})",
             f"dtype         {self.dtype}  ({self.reasons['dtype']})",
             f"backend       {self.backend}",
+            f"compute       {self.compute}  ({self.reasons.get('kernel', 'transformers decides')})",
             f"peak memory   {self.estimated_peak_bytes / GB:.2f} GB estimated  "
             f"({self.reasons['memory']})",
         ]
@@ -202,17 +218,18 @@ def plan_load(
     warnings: list[str] = []
     breakdown: tuple[tuple[str, int], ...]
     sizes = _sizes(spec, table, dtype, opts)
+    native_missing = _native_missing(env, opts)
     if (
         device.startswith("cuda")
         and opts.device == "auto"
         and quant == "mxfp4"
         and spec.quantized
-        and not env.native_mxfp4
+        and native_missing
     ):
         device = "cpu"
         reasons["device"] = (
-            "auto: MXFP4 was asked for and this GPU has no native MXFP4 (needs "
-            "CC >= 7.5, triton >= 3.4, kernels); the CPU path keeps MXFP4"
+            "auto: MXFP4 was asked for and transformers' native MXFP4 cannot run here ("
+            + "; ".join(native_missing) + "); the CPU path keeps MXFP4"
         )
     if device.startswith("cuda"):
         if not spec.quantized:
@@ -221,25 +238,24 @@ def plan_load(
                 "dense",
                 "checkpoint has dense experts",
             )
-        elif quant in ("auto", "mxfp4") and env.native_mxfp4:
+        elif quant in ("auto", "mxfp4") and not native_missing:
             backend, kept = "transformers", "mxfp4"
             reasons["quantization"] = (f"native MXFP4 through transformers: compute capability "
                                        f"{env.cuda_capability}, triton {env.triton_version}, kernels "
                                        f"{env.kernels_version}")
         elif quant == "mxfp4":
-            cc = env.cuda_capability
             raise UnsupportedEnvironment(
                 "quantization='mxfp4' cannot be honoured on "
-                f"{env.cuda_device_name or 'this GPU'}: transformers' native MXFP4 needs compute "
-                f"capability >= 7.5 (have {cc}), triton >= 3.4 (have {env.triton_version}) and "
-                f"the kernels package (have {env.kernels_version}); install them, or use "
-                "device='cpu' for the memory-mapped MXFP4 path, or quantization='dequantize'."
+                f"{env.cuda_device_name or 'this GPU'}: transformers' native MXFP4 cannot run "
+                f"({'; '.join(native_missing)}); fix that, or use device='cpu' for the "
+                "memory-mapped MXFP4 path, or quantization='dequantize'."
             )
         else:
             backend, kept = "transformers", "dequantized"
             reasons["quantization"] = ("asked for" if quant == "dequantized" else
-                                       "auto: no native MXFP4 on this GPU (needs CC >= 7.5, triton >= 3.4, "
-                                       "kernels), so the experts are dequantized")
+                                       "auto: transformers' native MXFP4 cannot run here ("
+                                       + "; ".join(native_missing)
+                                       + "), so the experts are dequantized")
         experts = sizes.experts_stored if kept == "mxfp4" else sizes.experts_dequantized
         if kept == "dense":
             experts = sizes.experts_dequantized
@@ -288,6 +304,9 @@ def plan_load(
     else:
         backend = "mapped"
         kept = "mxfp4" if spec.quantized else "dense"
+        kernel, reasons["kernel"] = _kernel(opts, env, spec.quantized)
+        if kernel == "torch" and opts.kernel not in (False, "off"):
+            warnings.append(f"the experts run in pure torch: {reasons['kernel']}")
         reasons["quantization"] = (
             ("asked for; " if quant == "mxfp4" else "auto: ")
             + "experts stay MXFP4 in the memory-mapped files, only routed experts are read"
@@ -310,7 +329,40 @@ def plan_load(
             )
     reasons["memory"] = f"{what}: {budget / GB:.1f} GB" if budget else "no budget known"
     return LoadPlan("cpu", backend, kept, dtype, peak, budget or None, breakdown,
-                    types.MappingProxyType(reasons), tuple(warnings), _max_memory(opts))
+                    types.MappingProxyType(reasons), tuple(warnings), _max_memory(opts),
+                    kernel if backend == "mapped" else "n/a")
+
+
+def _native_missing(env: Environment, opts: LoadOptions) -> list[str]:
+    """What keeps transformers' native MXFP4 from running (empty: nothing): the versions
+    transformers itself checks, and, offline, its hub kernel when it is not cached."""
+    missing = env.native_mxfp4_missing()
+    offline = env.hub_offline if opts.offline is None else opts.offline
+    if not missing and offline and not env.native_kernel_cached:
+        missing.append(f"offline, and transformers' MXFP4 kernel ({NATIVE_KERNEL_REPO}) is not "
+                       "in the Hugging Face cache")
+    return missing
+
+
+def _kernel(opts: LoadOptions, env: Environment, quantized: bool) -> tuple[str, str]:
+    """("fused" or "torch", why): the compute of the mapped backend's MXFP4 experts."""
+    if not quantized:
+        return "torch", "dense experts: torch's matmul"
+    if opts.kernel is False or opts.kernel == "off":
+        return "torch", f"asked for kernel=False; {SLOWER}"
+    if env.kernel_status == "unavailable":
+        if opts.kernel is True or opts.kernel == "on":
+            raise UnsupportedEnvironment(
+                f"kernel=True was asked for but the fused MXFP4 kernel is unavailable: "
+                f"{env.kernel_detail}. Install a C++ compiler (g++ or clang++), or use "
+                "kernel='auto' or False (pure torch)."
+            )
+        return "torch", env.kernel_detail
+    if env.kernel_status == "ready":
+        return "fused", env.kernel_detail
+    if env.kernel_status == "buildable":
+        return "fused", env.kernel_detail
+    return "fused", "when it builds here (else pure torch, which says so)"
 
 
 def _max_memory(opts: LoadOptions) -> Mapping[Any, int] | None:

@@ -10,7 +10,8 @@
    ``metal/``) are downloaded into that cache through an ordered list of endpoints:
    ``HF_ENDPOINT`` when set, then ``endpoints`` (or ``OSS_RUNTIME_HF_ENDPOINTS``, comma-separated),
    then ``https://huggingface.co``. The file list comes from the first endpoint that answers
-   ``/api/models/{repo}/revision/{rev}``; shards (LFS files, named by sha256) go through
+   ``/api/models/{repo}/revision/{rev}`` (hedged, with the mirror chain's connect and
+   first-byte timeout: a stalled endpoint costs ``PIP_91N_HEDGE_DELAY``, not minutes); shards (LFS files, named by sha256) go through
    pip_91n's download engine (failover between endpoints, resume across runs, sha256 check), the
    small files are checked against their git blob id.
 """
@@ -20,7 +21,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import queue
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,7 +42,8 @@ from oss_runtime.hubcache import (
     write_ref,
 )
 
-__all__ = ["DEFAULT_ENDPOINT", "DEFAULT_REPO", "Resolved", "endpoint_chain", "resolve_source"]
+__all__ = ["DEFAULT_ENDPOINT", "DEFAULT_REPO", "Resolved", "endpoint_chain", "looks_like_path",
+           "resolve_source"]
 
 DEFAULT_REPO = "openai/gpt-oss-20b"
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -86,10 +90,13 @@ def resolve_source(
     transport: Any = None,
 ) -> Resolved:
     """Find or fetch the checkpoint ``source`` names (see the module docstring)."""
-    if source is not None and (isinstance(source, os.PathLike) or os.path.isdir(str(source))):
-        path = Path(source).expanduser()
+    if source is not None and looks_like_path(source):
+        path = Path(os.path.expanduser(os.fspath(source)))
         if not path.is_dir():
-            raise SourceNotFound(f"{path}: no such checkpoint directory.")
+            what = "a file, not a checkpoint directory" if path.exists() else "no such directory"
+            raise SourceNotFound(f"{path}: {what}. Give a directory with config.json and "
+                                 "*.safetensors, or a hub repo id like "
+                                 f"{DEFAULT_REPO!r}.")
         return Resolved(path, "local")
     repo_id = DEFAULT_REPO if source is None else str(source)
     if not _REPO_ID.fullmatch(repo_id):
@@ -110,6 +117,22 @@ def resolve_source(
     return _download(repo_id, rev, endpoint_chain(endpoints), cache, progress, transport)
 
 
+def looks_like_path(source: str | os.PathLike[str]) -> bool:
+    """Whether ``source`` names a local directory rather than a hub repo id: a ``Path``; an
+    existing directory; anything starting with ``.``, ``~`` or a separator; anything with more
+    than one separator (a repo id has one), or a backslash; or ``a/b`` whose ``a`` is a local
+    directory (``models/tiny-typo`` beside a ``models`` folder is a mistyped path)."""
+    if isinstance(source, os.PathLike):
+        return True
+    text = str(source)
+    if os.path.isdir(os.path.expanduser(text)):
+        return True
+    if text.startswith((".", "~", "/", os.sep)) or "\\" in text or text.count("/") > 1:
+        return True
+    head, sep, _ = text.partition("/")
+    return bool(sep) and os.path.isdir(head)
+
+
 def _headers(url: str) -> dict[str, str]:
     """``HF_TOKEN`` as a bearer token, only for huggingface.co and ``HF_ENDPOINT`` (never a mirror)."""
     token = os.environ.get("HF_TOKEN", "").strip()
@@ -120,16 +143,20 @@ def _headers(url: str) -> dict[str, str]:
 
 
 def _list(
-    client: Any, repo_id: str, rev: str, chain: list[str]
+    client: Any, repo_id: str, rev: str, chain: list[str], hedge_delay: float
 ) -> tuple[dict[str, Any], str, list[str]]:
-    failures: list[str] = []
-    for ep in chain:
+    """The repo's file list from the first endpoint that answers, hedged as the mirror chain
+    is: each endpoint gets ``hedge_delay`` seconds of head start before the next one is asked
+    too, and a failure moves on at once. Every request is bounded by the client's timeout."""
+    answers: queue.SimpleQueue[tuple[str, dict[str, Any] | None, str]] = queue.SimpleQueue()
+
+    def ask(ep: str) -> None:
         url = f"{ep}/api/models/{repo_id}/revision/{quote(rev, safe='')}?blobs=true"
         try:
             resp = client.get(url, headers=_headers(url))
             if resp.status_code == 404:
-                failures.append(f"{ep}: HTTP 404 (no repo {repo_id!r} or revision {rev!r})")
-                continue
+                answers.put((ep, None, f"HTTP 404 (no repo {repo_id!r} or revision {rev!r})"))
+                return
             resp.raise_for_status()
             info = resp.json()
             if (
@@ -138,9 +165,24 @@ def _list(
                 or not info.get("sha")
             ):
                 raise ValueError("no 'sha'/'siblings' in the answer")
-            return info, ep, failures
+            answers.put((ep, info, ""))
         except Exception as exc:
-            failures.append(f"{ep}: {type(exc).__name__}: {exc}")
+            answers.put((ep, None, f"{type(exc).__name__}: {exc}"))
+
+    failures: list[str] = []
+    pending, running = list(chain), 0
+    while pending or running:
+        if pending:
+            threading.Thread(target=ask, args=(pending.pop(0),), daemon=True).start()
+            running += 1
+        try:
+            ep, info, why = answers.get(timeout=hedge_delay if pending else None)
+        except queue.Empty:
+            continue  # the head start is over: race the next endpoint too
+        running -= 1
+        if info is not None:
+            return info, ep, failures
+        failures.append(f"{ep}: {why}")
     raise DownloadError(
         f"could not list the files of {repo_id}@{rev} from any endpoint:\n  - "
         + "\n  - ".join(failures)
@@ -162,9 +204,14 @@ def _download(repo_id: str, rev: str, chain: list[str], cache: Path, progress: b
               transport: Any) -> Resolved:
     import httpx
 
-    client = httpx.Client(transport=transport, follow_redirects=True, timeout=30.0)
+    from pip_91n.downloads import DownloadOptions
+    from pip_91n.net.tls import trust_context
+
+    opts = DownloadOptions.from_env()  # the mirror chain's timeout and head start
+    client = httpx.Client(transport=transport, follow_redirects=True,
+                          timeout=httpx.Timeout(opts.timeout), verify=trust_context())
     with client:
-        info, listed_by, _ = _list(client, repo_id, rev, chain)
+        info, listed_by, _ = _list(client, repo_id, rev, chain, opts.hedge_delay)
         commit = str(info["sha"])
         wanted = [
             s

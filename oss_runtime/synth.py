@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from oss_runtime.errors import CheckpointError
 from oss_runtime.layout import DTYPE_SIZES, TensorSpec, expected_tensors
 from oss_runtime.spec import spec_from_config
 
@@ -122,6 +123,21 @@ def write_safetensors(
     """Write a safetensors file; a tensor without chunks is left as a hole (reads as zeros)."""
     head, sizes = _header(entries)
     total = len(head) + sum(sizes)
+    # a new file, renamed over the old one: a process that has the old one mapped keeps it
+    # (truncating a mapped file in place kills that process with SIGBUS)
+    tmp = Path(f"{os.fspath(path)}.{os.getpid()}.tmp")
+    try:
+        _write_file(tmp, head, entries, sizes, chunks, total)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return total
+
+
+def _write_file(path: Path, head: bytes, entries: list[tuple[str, str, tuple[int, ...]]],
+                sizes: list[int], chunks: Mapping[str, Iterator[bytes]] | None, total: int
+                ) -> None:
     with open(path, "wb") as f:
         f.write(head)
         pos = len(head)
@@ -139,7 +155,6 @@ def write_safetensors(
                 raise ValueError(f"{name}: produced {written} bytes, expected {nbytes}")
             pos += nbytes
         f.truncate(total)
-    return total
 
 
 def _tensor_bytes(t: TensorSpec, fan_in: int, seed: int, dtype: str) -> Iterator[bytes]:
@@ -190,9 +205,22 @@ def write_checkpoint(
     index: bool = True,
     seed: int = 0,
     float_dtype: str = "BF16",
+    overwrite: bool = False,
 ) -> Path:
-    """Write config.json and safetensors shards for ``config`` into ``directory``; return it."""
-    root = Path(directory)
+    """Write config.json and safetensors shards for ``config`` into ``directory``; return it.
+
+    ``directory`` must be new or empty: a real checkpoint there would be overwritten (its shard
+    names are the ones written here), so anything else needs ``overwrite=True``. Files are
+    replaced, never truncated in place, so a process that maps the old ones keeps them."""
+    root = Path(directory).expanduser()
+    if root.exists() and not root.is_dir():
+        raise CheckpointError(f"{root} is a file, not a directory: give a new or empty directory "
+                              "for the synthetic checkpoint.")
+    if root.is_dir() and any(root.iterdir()) and not overwrite:
+        raise CheckpointError(
+            f"{root} is not empty: writing a synthetic checkpoint there would replace its "
+            "config.json and model-*.safetensors (a real checkpoint's names). Give a new or "
+            "empty directory, or pass overwrite=True (`--overwrite`).")
     root.mkdir(parents=True, exist_ok=True)
     spec = spec_from_config(config)
     tensors = list(expected_tensors(spec).values())

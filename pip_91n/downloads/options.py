@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from pip_91n.downloads.partials import DEFAULT_MAX_AGE, DEFAULT_MAX_BYTES
 from pip_91n.settings.values import (
+    DEFAULT_HEDGE_DELAY,
     DEFAULT_SEGMENT_THRESHOLD,
     DEFAULT_TIMEOUT,
     KEYS,
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["DownloadOptions"]
 
 #: The settings a download reads from the environment alone (``from_env``).
-_FROM_ENV = ("cache_dir", "timeout", "segment_threshold")
+_FROM_ENV = ("cache_dir", "timeout", "hedge_delay", "segment_threshold")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class DownloadOptions:
       ``max_connections`` candidates at once (``PIP_91N_SEGMENT_THRESHOLD``, default 32 MiB).
     - ``timeout``: seconds to connect, to get the first byte, and between two reads
       (``PIP_91N_TIMEOUT``); a source that stalls longer loses its range to the others.
+    - ``hedge_delay``: head start of a slow source before the next one is raced, for callers
+      that race sources for one answer (``PIP_91N_HEDGE_DELAY``; oss_runtime's hub listing).
     - ``retries``: a source is dropped after this many failures in a row without progress.
     - ``lock_stall``: seconds to wait for another process's download that makes no progress.
     - ``max_age`` / ``max_bytes``: limits for partials, applied before each download.
@@ -53,6 +56,7 @@ class DownloadOptions:
     max_connections: int = 4
     min_split: int = 1024**2
     timeout: float = DEFAULT_TIMEOUT
+    hedge_delay: float = DEFAULT_HEDGE_DELAY
     retries: int = 3
     lock_stall: float = 120.0
     max_age: float = DEFAULT_MAX_AGE
@@ -63,8 +67,8 @@ class DownloadOptions:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None,
                  **overrides: object) -> DownloadOptions:
-        """Defaults, then ``PIP_91N_CACHE_DIR``, ``PIP_91N_TIMEOUT`` and
-        ``PIP_91N_SEGMENT_THRESHOLD`` from ``environ`` (default ``os.environ``), then
+        """Defaults, then ``PIP_91N_CACHE_DIR``, ``PIP_91N_TIMEOUT``, ``PIP_91N_HEDGE_DELAY``
+        and ``PIP_91N_SEGMENT_THRESHOLD`` from ``environ`` (default ``os.environ``), then
         ``overrides``. A bad value raises ``ConfigError`` naming the variable."""
         env = os.environ if environ is None else environ
         found: dict[str, object] = {}
@@ -79,6 +83,7 @@ class DownloadOptions:
     def from_config(cls, config: MirrorConfig, **overrides: object) -> DownloadOptions:
         """Options for the mirror chain's resolved settings."""
         return replace(cls(), cache_dir=config.cache_dir, timeout=config.timeout,
+                       hedge_delay=config.hedge_delay,
                        segment_threshold=config.segment_threshold,
                        **overrides)  # type: ignore[arg-type]
 

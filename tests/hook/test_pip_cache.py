@@ -91,7 +91,7 @@ def https_mirror(big_index: PackageIndex, tmp_path: Path) -> Iterator[tuple[Mirr
     trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    ca.issue_cert("localhost").configure_cert(server_ctx)
     cafile = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(cafile))
     with MirrorServer(big_index, tls=server_ctx, name="tls") as mirror:
@@ -105,6 +105,8 @@ def test_pips_cache_holds_the_file_and_pip_91n_keeps_no_copy(
     mirror, cafile = https_mirror
     env = {**chain_env(sealed_env, [mirror]), "PIP_CACHE_DIR": str(tmp_path / "pip-cache"),
            "PIP_CERT": str(cafile)}
+    # by name: pip's truststore (pip >= 24.2) cannot check a certificate for an IP address
+    env["PIP_91N_MIRRORS"] = mirror.simple_url.replace("127.0.0.1", "localhost")
     size = big_index.get(BIG).size
     assert _install(shared_venv, env, tmp_path / "t1").returncode == 0
     assert mirror.stats().bytes_by_file[BIG] == size

@@ -50,7 +50,12 @@ def test_local_directory(chat_ck: Path) -> None:
     assert rt.source.kind == "local" and rt.tokenizer is not None and rt.load_seconds > 0
     logits = rt.model(input_ids=torch.tensor([[1, 2, 3]])).logits
     assert logits.shape == (1, 3, 512)
-    assert "mapped" in repr(rt)
+    assert "mapped" in repr(rt) and f"compute={rt.plan.compute!r}" in repr(rt)
+    # the plan says which path computes the experts, as it ran
+    kernel = rt.model.model.layers[0].mlp.experts.kernel
+    assert rt.plan.compute == ("fused C++ kernel" if kernel is not None else "pure torch")
+    slow = load_gpt_oss_20b(chat_ck, progress=False, kernel=False)
+    assert "compute='pure torch'" in repr(slow) and "asked for" in slow.plan.reasons["kernel"]
 
 
 def test_dequantize_backend_matches_mapped(chat_ck: Path) -> None:
@@ -119,5 +124,9 @@ def test_cuda_native_or_dequantized(chat_ck: Path) -> None:
         pytest.skip("needs a CUDA device")
     rt = load_gpt_oss_20b(chat_ck, device="cuda", progress=False)
     assert rt.plan.device.startswith("cuda") and rt.plan.backend == "transformers"
+    from oss_runtime.environment import detect_environment
+
+    env = detect_environment()  # the plan's native-MXFP4 call is transformers' own
+    assert (rt.plan.quantization == "mxfp4") == env.native_mxfp4
     assert next(rt.model.parameters()).device.type == "cuda"
     assert isinstance(rt.generate("hello", max_new_tokens=4), str)

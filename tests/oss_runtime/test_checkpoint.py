@@ -238,3 +238,16 @@ def test_missing_config_and_not_a_dir(tmp_path: Path) -> None:
 
 def test_error_tree() -> None:
     assert issubclass(CheckpointError, OssRuntimeError) and issubclass(CheckpointError, ValueError)
+
+
+def test_a_wrong_hidden_size_is_summarized(make_checkpoint) -> None:
+    """Every tensor differs then: the error names a few and counts the rest."""
+    root = make_checkpoint()
+    config = json.loads((root / "config.json").read_text())
+    config["hidden_size"] *= 2
+    (root / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError) as err:
+        inspect_checkpoint(root)
+    text = str(err.value)
+    assert "differ from what config.json describes" in text and "more tensors" in text
+    assert text.count("tensor '") == 3 and len(text) < 1200 and "hidden_size" in text

@@ -30,6 +30,7 @@ def test_doctor(ck: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
     assert "native mxfp4" in out and "gpt-oss-20b" in out and "peak memory" in out
+    assert "cpu kernel" in out and "compute " in out  # which path runs the experts, and why
     assert main(["doctor", str(ck), "--dtype", "float32"]) == 0
     assert "float32" in capsys.readouterr().out
     assert main(["doctor", "--quantization", "mxfp4", "--device", "cuda:0"]) == (
@@ -62,6 +63,7 @@ def test_bench_json(ck: Path, capsys: pytest.CaptureFixture[str]) -> None:
     )
     result = json.loads(capsys.readouterr().out)
     assert result["backend"] == "mapped" and result["decode_tokens"] == 3
+    assert result["compute"] in ("fused C++ kernel", "pure torch") and result["compute_reason"]
     assert (
         result["decode_tok_s"] > 0
         and result["peak_rss"] > 0
@@ -92,3 +94,17 @@ def test_chat_with_piped_stdin(ck: Path) -> None:
     reply = load_gpt_oss_20b(ck, progress=False).generate("hello", max_new_tokens=5)
     # two replies (after /reset the same question gets the same greedy answer); /exit stops
     assert proc.stdout == f"{reply}\n{reply}\n"
+
+
+def test_chat_checks_stdin_and_the_tokenizer_before_loading(tmp_path: Path) -> None:
+    no_tokenizer = write_checkpoint(tmp_path / "bare", synth_config("tiny"), shards=1)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+               HF_HUB_OFFLINE="1", OSS_RUNTIME_CACHE_DIR=str(tmp_path / "kernels"))
+    chat = [sys.executable, "-m", "oss_runtime", "chat", "--quiet"]
+    empty = subprocess.run([*chat, str(no_tokenizer)], input="", env=env, capture_output=True,
+                           text=True, timeout=60)
+    assert empty.returncode == 2 and "read nothing from stdin" in empty.stderr
+    bare = subprocess.run([*chat, str(no_tokenizer)], input="hello\n", env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert bare.returncode == 1 and "has no tokenizer" in bare.stderr, bare.stderr
+    assert not (tmp_path / "kernels").exists()  # nothing was loaded (no kernel build either)

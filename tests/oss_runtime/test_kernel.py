@@ -118,7 +118,7 @@ def test_fallback_without_compiler(tmp_path: Path, tiny_checkpoint: Path) -> Non
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "pure torch (build failed" in proc.stdout
+    assert "pure torch (no C++ compiler (" in proc.stdout
     assert "raised: the fused MXFP4 kernel is unavailable" in proc.stdout
 
 
@@ -131,3 +131,64 @@ def test_disabled_by_environment(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "disabled by OSS_RUNTIME_KERNEL=0" in proc.stdout
+
+
+def _run(script: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full = dict(os.environ, **env)
+    full["PYTHONPATH"] = os.pathsep.join([str(ROOT), full.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=full,
+                          capture_output=True, text=True, timeout=300)
+
+
+@needs_kernel
+def test_a_lock_left_by_a_killed_build_is_broken() -> None:
+    """torch's ``lock`` file of a build that was killed made every later load wait forever."""
+    build = kernel.cache_dir() / kernel._name()
+    assert any(build.glob("*.so")), build  # built by this module's first load
+    (build / "lock").write_text("")
+    proc = _run("from oss_runtime import kernel; assert kernel.load_kernel() is not None",
+                OSS_RUNTIME_CACHE_DIR=str(kernel.cache_dir()))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "left by an interrupted build" in proc.stderr
+    assert not (build / "lock").exists()
+
+
+@needs_kernel
+def test_a_build_in_another_process_is_waited_for_with_a_bound_and_a_word() -> None:
+    from pip_91n.filelock import FileLock
+
+    lock = FileLock(kernel.cache_dir() / kernel._name() / "oss-runtime-build.lock")
+    assert lock.try_acquire()
+    try:
+        proc = _run("""
+            from oss_runtime import kernel
+            kernel.BUILD_WAIT = 1.0
+            assert kernel.load_kernel() is None
+            print(kernel.status())
+            """, OSS_RUNTIME_CACHE_DIR=str(kernel.cache_dir()))
+    finally:
+        lock.release()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "waiting for another process that builds the MXFP4 kernel" in proc.stderr
+    assert "pure torch (another process has been building" in proc.stdout
+
+
+def test_a_failed_build_is_remembered_per_compiler(tmp_path: Path) -> None:
+    failing = tmp_path / "bad-cxx"
+    failing.write_text("#!/bin/sh\necho 'bad-cxx 1.0'\nexit 1\n")
+    failing.chmod(0o755)
+    script = "from oss_runtime import kernel; kernel.load_kernel(); print(kernel.status())"
+    cache = str(tmp_path / "cache")
+    first = _run(script, CXX=str(failing), OSS_RUNTIME_CACHE_DIR=cache)
+    assert first.returncode == 0 and "pure torch (build failed" in first.stdout, first.stdout
+    again = _run(script, CXX=str(failing), OSS_RUNTIME_CACHE_DIR=cache)
+    assert "pure torch (the build failed earlier" in again.stdout  # not built a second time
+    assert "building the MXFP4 kernel" not in again.stderr
+    state = _run("from oss_runtime import kernel; print(kernel.state())", CXX=str(failing),
+                 OSS_RUNTIME_CACHE_DIR=cache)
+    assert "unavailable" in state.stdout and "4-7x slower" in state.stdout
+    other = tmp_path / "other-cxx"
+    other.write_text("#!/bin/sh\necho 'other-cxx 2.0'\nexit 1\n")
+    other.chmod(0o755)
+    retried = _run(script, CXX=str(other), OSS_RUNTIME_CACHE_DIR=cache)
+    assert "building the MXFP4 kernel" in retried.stderr  # a new compiler: worth a new try

@@ -180,6 +180,6 @@ def test_detect_environment_here() -> None:
     env = detect_environment()
     assert env.cpu_count >= 1 and env.total_ram > 0 and 0 < env.available_ram <= env.total_ram
     rows = dict(env.describe())
-    assert rows["native mxfp4"] in ("yes", "no")
+    assert rows["native mxfp4"] == "yes" or rows["native mxfp4"].startswith("no: ")
     plan = plan_load(SPEC, env)
     assert plan.device in ("cpu", "cuda:0")

@@ -181,3 +181,46 @@ def test_listing_without_lfs_details_uses_etags(repo_files: dict[str, bytes]) ->
     for name, data in repo_files.items():
         if name.endswith(".safetensors") and "/" not in name:
             assert (got.path / name).resolve().name == hashlib.sha256(data).hexdigest()
+
+
+def test_anything_that_looks_like_a_path_is_a_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_checkpoint: Path,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    import shutil
+
+    shutil.copytree(tiny_checkpoint, tmp_path / "models" / "tiny")
+    assert resolve_source("~/models/tiny").path == tmp_path / "models" / "tiny"  # ~ expanded first
+    assert resolve_source("models/tiny").kind == "local"
+    messages = set()
+    for typo in ("models/tiny-typo", "./tiny", Path("models/tiny-typo"), "~/nope", "a/b/c"):
+        with pytest.raises(SourceNotFound, match="no such directory") as err:
+            resolve_source(typo, endpoints=[dead_endpoint()])  # never asks the hub
+        messages.add(str(err.value).split(": ", 1)[1])
+    assert len(messages) == 1  # the same wording for str and Path
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(SourceNotFound, match="a file, not a checkpoint directory"):
+        resolve_source("./afile")
+
+
+def test_a_stalled_endpoint_costs_the_head_start_not_the_timeout(
+    repo_files: dict[str, bytes], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hub endpoint that accepts and never answers is raced after PIP_91N_HEDGE_DELAY, as a
+    mirror of the chain is; the listing does not wait for its timeout."""
+    import socket
+    import time
+
+    monkeypatch.setenv("PIP_91N_TIMEOUT", "60")
+    monkeypatch.setenv("PIP_91N_HEDGE_DELAY", "0.2")
+    with socket.socket() as hole, FakeHub({REPO: repo_files}) as hub:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(8)  # connections complete in the kernel; no request is ever read
+        stalled = f"http://127.0.0.1:{hole.getsockname()[1]}"
+        t0 = time.monotonic()
+        got = resolve_source(REPO, endpoints=[stalled, hub.url], progress=False)
+        took = time.monotonic() - t0
+    assert got.kind == "download" and got.endpoint == hub.url
+    assert took < 30  # far below the 60 s timeout the stalled endpoint would have cost

@@ -73,6 +73,32 @@ def test_cli_synth_and_inspect(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "6 per layer, top-2, mxfp4" in capsys.readouterr().out
 
 
+def test_synth_never_overwrites_a_checkpoint_unasked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    real = tmp_path / "real"
+    assert main(["synth", str(real), "--shape", "tiny", "--seed", "1"]) == 0
+    before = {p.name: p.read_bytes() for p in real.iterdir()}
+    capsys.readouterr()
+    assert main(["synth", str(real), "--shape", "tiny", "--seed", "2"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("oss-runtime: error: ") and "is not empty" in err and "--overwrite" in err
+    assert {p.name: p.read_bytes() for p in real.iterdir()} == before  # untouched
+    mapped = (real / sorted(n for n in before if n.endswith(".safetensors"))[0]).open("rb")
+    import mmap
+
+    view = mmap.mmap(mapped.fileno(), 0, access=mmap.ACCESS_READ)
+    assert main(["synth", str(real), "--shape", "tiny", "--seed", "2", "--overwrite"]) == 0
+    assert view[-64:] == before[Path(mapped.name).name][-64:]  # the old mapping still reads
+    view.close()
+    mapped.close()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    capsys.readouterr()
+    assert main(["synth", str(a_file)]) == 1
+    assert "is a file, not a directory" in capsys.readouterr().err
+
+
 def test_cli_reports_checkpoint_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", str(tmp_path)]) == 1
     err = capsys.readouterr().err
