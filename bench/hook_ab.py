@@ -12,27 +12,24 @@ Usage: ``python bench/hook_ab.py REV [--pip VERSION] [--rounds 15]``
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from hook_startup import PACKAGES, hooked_env, pip_install  # same install, same packages
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.harness import MirrorServer, WheelSpec, build_index  # noqa: E402
 from tests.harness.venvs import (  # noqa: E402
-    Venv,
     build_project_wheel,
     clean_env,
     create_venv,
     sealed_env,
 )
-
-PACKAGES = [f"pkg{i:02d}" for i in range(20)]
 
 
 def wheel_of(rev: str, base: Path) -> Path:
@@ -49,20 +46,6 @@ def wheel_of(rev: str, base: Path) -> Path:
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
                        check=False)
-
-
-def install(venv: Venv, env: dict[str, str], target: Path, *args: str) -> tuple[float, float]:
-    """(wall, CPU) seconds of one ``pip install`` of the 20 packages."""
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = venv.pip("install", "--no-cache-dir", "--disable-pip-version-check", "-q",
-                    "--target", str(target), *args, *PACKAGES, env=env, check=False,
-                    timeout=600)
-    wall = time.perf_counter() - t0
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"pip failed:\n{proc.stderr[-2000:]}")
-    return wall, r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,15 +69,12 @@ def main(argv: list[str] | None = None) -> int:
         with MirrorServer(index) as mirror:
             for r in range(args.rounds):
                 for i, (name, venv) in enumerate(venvs.items()):
-                    env = sealed_env(base / f"env-{i}-{r}")
-                    extra: tuple[str, ...] = ("--index-url", mirror.simple_url)
-                    if name != "stock":
-                        cfg = Path(env["PIP_91N_CONFIG"])
-                        cfg.parent.mkdir(parents=True, exist_ok=True)
-                        cfg.write_text("", encoding="utf-8")
-                        env["PIP_91N_MIRRORS"] = mirror.simple_url
-                        extra = ()
-                    runs[name].append(install(venv, env, base / f"t-{i}-{r}", *extra))
+                    if name == "stock":
+                        env = sealed_env(base / f"env-{i}-{r}")
+                        extra: tuple[str, ...] = ("--index-url", mirror.simple_url)
+                    else:
+                        env, extra = hooked_env(base, [mirror.simple_url], f"{i}-{r}"), ()
+                    runs[name].append(pip_install(venv, env, base / f"t-{i}-{r}", *extra))
 
     def paired(a: str, b: str, k: int) -> float:
         return statistics.median(x[k] / y[k] for x, y in zip(runs[a], runs[b]))
