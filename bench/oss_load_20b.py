@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         table += _kernel_table(path, args.prompt, args.new)
     print(table)
     if args.write:
-        _write_docs(table, "python bench/oss_load_20b.py --write")
+        _write_docs(table, "python bench/oss_load_20b.py --write" + " --kernel" * args.kernel)
     return 0
 
 

@@ -93,7 +93,7 @@ def load_tokenizer(path: str | os.PathLike[str]) -> Any:
 def _cache_bytes(expert_cache: int | str | None) -> int:
     if expert_cache in (None, 0, "0", "off", False):
         return 0
-    return parse_bytes(expert_cache)
+    return parse_bytes(expert_cache, "expert_cache")
 
 
 def _actual_kernel(plan: LoadPlan, model: Any) -> LoadPlan:

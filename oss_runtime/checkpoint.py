@@ -156,8 +156,6 @@ def read_safetensors_header(path: PathLike) -> dict[str, TensorInfo]:
 def _load_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise _fail(path, f"{what} is missing.") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise _fail(path, f"{what} is not readable JSON ({exc}).") from exc
 
@@ -249,6 +247,10 @@ def inspect_checkpoint(path: PathLike) -> Checkpoint:
     root = Path(path)
     if not root.is_dir():
         raise _fail(root, "is not a directory.", "Pass a checkpoint directory with config.json.")
+    if not (root / "config.json").is_file():
+        raise _fail(root, "has no config.json, so it is not a model checkpoint.",
+                    "Pass the directory that holds config.json and the *.safetensors shards, or "
+                    "a hub repo id like 'openai/gpt-oss-20b'.")
     config = _load_json(root / "config.json", "config.json")
     spec = spec_from_config(config, os.fspath(root / "config.json"))
     files, weight_map = _shard_files(root)

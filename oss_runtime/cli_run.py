@@ -37,6 +37,27 @@ def _max_memory(items: list[str] | None) -> dict[int | str, str] | None:
     return out
 
 
+def _on_disk(source: str) -> Any:
+    """The checkpoint ``source`` names, from a local directory or the hub cache: plan and doctor
+    read headers and never download."""
+    from oss_runtime.checkpoint import inspect_checkpoint
+    from oss_runtime.errors import SourceNotFound
+    from oss_runtime.hubcache import hub_cache_dir
+    from oss_runtime.resolve import looks_like_path, resolve_source
+
+    try:
+        return inspect_checkpoint(resolve_source(source, offline=True).path)
+    except SourceNotFound:
+        if looks_like_path(source):
+            raise
+        raise SourceNotFound(
+            f"{source} is not (completely) in the Hugging Face cache at {hub_cache_dir()}; plan "
+            "and doctor read the headers of a local copy and never download. Download it once "
+            f"(`oss-runtime chat {source}` or load_gpt_oss_20b({source!r})), or pass a local "
+            "directory."
+        ) from None
+
+
 def _options(args: argparse.Namespace) -> Any:
     from oss_runtime.api import _cache_bytes
     from oss_runtime.plan import LoadOptions
@@ -76,20 +97,20 @@ def memory_table(
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from oss_runtime.checkpoint import inspect_checkpoint
     from oss_runtime.environment import detect_environment
     from oss_runtime.plan import plan_load
-    from oss_runtime.resolve import endpoint_chain, resolve_source
+    from oss_runtime.resolve import endpoint_chain
     from oss_runtime.spec import spec_from_config
     from oss_runtime.synth import synth_config
+    from pip_91n._urls import redact_text
 
     env = detect_environment()
     print("environment")
     for label, value in env.describe():
         print(f"  {label:<14}{value}")
-    print(f"  {'hf endpoints':<14}{' -> '.join(endpoint_chain())}")
+    print(f"  {'hf endpoints':<14}{redact_text(' -> '.join(endpoint_chain()))}")
     if args.source:
-        target: Any = inspect_checkpoint(resolve_source(args.source, offline=True).path)
+        target: Any = _on_disk(args.source)
         print(f"\nplan for {target.root} (from its headers; no weights loaded)")
     else:
         target = spec_from_config(synth_config("20b"))
@@ -104,12 +125,10 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from oss_runtime.checkpoint import inspect_checkpoint
     from oss_runtime.environment import detect_environment
     from oss_runtime.plan import plan_load
-    from oss_runtime.resolve import resolve_source
 
-    ck = inspect_checkpoint(resolve_source(args.source, offline=True).path)
+    ck = _on_disk(args.source)
     print(f"checkpoint    {ck.root}: {len(ck.tensors)} tensors, {ck.total_bytes / 1e9:.2f} GB "
           f"({ck.expert_bytes() / 1e9:.2f} GB experts)")
     opts = _options(args)

@@ -43,13 +43,17 @@ _NORMS = ("layernorm.weight", "model.norm.weight")
 MaxMemory = Mapping[Union[int, str], Union[int, str]]
 
 
-def parse_bytes(value: int | str) -> int:
+def parse_bytes(value: int | str, what: str = "size") -> int:
     """``12884901888``, ``"12GiB"``, ``"16GB"``, ``"500MB"`` -> bytes: accelerate's spelling,
     read by the one size parser of both packages (``pip_91n.downloads.parse_size``: ``K``..
-    ``T`` and ``KiB``..``TiB`` are powers of 1024, ``KB``..``TB`` powers of 1000)."""
+    ``T`` and ``KiB``..``TiB`` are powers of 1024, ``KB``..``TB`` powers of 1000).
+    ``ValueError`` names ``what`` (the option) and the spelling."""
     from pip_91n.downloads import parse_size
 
-    return parse_size(value)
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise ValueError(f"{what}: {exc}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,12 +163,13 @@ def _budget(opts: LoadOptions, env: Environment, device: str) -> tuple[int, str]
     mm = opts.max_memory or {}
     if device == "cpu":
         if "cpu" in mm:
-            return parse_bytes(mm["cpu"]), "max_memory['cpu']"
+            return parse_bytes(mm["cpu"], "max_memory['cpu']"), "max_memory['cpu']"
         return env.available_ram, "available RAM"
     index = int(device.partition(":")[2] or 0)
     for key in (index, f"cuda:{index}", "cuda"):
         if key in mm:
-            return parse_bytes(mm[key]), f"max_memory[{key!r}]"
+            what = f"max_memory[{key!r}]"
+            return parse_bytes(mm[key], what), what
     return env.cuda_free_memory, "free GPU memory"
 
 
@@ -368,4 +373,4 @@ def _kernel(opts: LoadOptions, env: Environment, quantized: bool) -> tuple[str, 
 def _max_memory(opts: LoadOptions) -> Mapping[Any, int] | None:
     if not opts.max_memory:
         return None
-    return types.MappingProxyType({k: parse_bytes(v) for k, v in opts.max_memory.items()})
+    return types.MappingProxyType({k: parse_bytes(v, f"max_memory[{k!r}]") for k, v in opts.max_memory.items()})

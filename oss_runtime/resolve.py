@@ -184,10 +184,16 @@ def _list(
             return info, ep, failures
         failures.append(f"{ep}: {why}")
     raise DownloadError(
-        f"could not list the files of {repo_id}@{rev} from any endpoint:\n  - "
-        + "\n  - ".join(failures)
-        + "\nSet HF_ENDPOINT or OSS_RUNTIME_HF_ENDPOINTS to a reachable mirror, or pass a local directory."
+        f"could not list the files of {repo_id}@{rev} from any endpoint:{_bullets(failures)}"
+        "\nSet HF_ENDPOINT or OSS_RUNTIME_HF_ENDPOINTS to a reachable mirror, or pass a local directory."
     )
+
+
+def _bullets(failures: list[str]) -> str:
+    """One indented line per failure, the password of any URL in it shown as ``***``."""
+    from pip_91n._urls import redact_text
+
+    return "".join(f"\n  - {redact_text(line)}" for line in failures)
 
 
 def _progress_bar(enabled: bool, total: int) -> Any:
@@ -298,8 +304,7 @@ def _lfs_from_head(client: Any, urls: list[str], name: str) -> dict[str, Any]:
         except Exception as exc:  # any fault: the next endpoint
             failures.append(f"{url}: {type(exc).__name__}: {exc}")
     raise DownloadError(
-        f"cannot verify {name}: no endpoint gave its sha256 (listing or ETag):\n  - "
-        + "\n  - ".join(failures)
+        f"cannot verify {name}: no endpoint gave its sha256 (listing or ETag):{_bullets(failures)}"
     )
 
 
@@ -327,5 +332,5 @@ def _small(client: Any, urls: list[str], name: str, repo: Path, commit: str, blo
             failures.append(f"{url}: {type(exc).__name__}: {exc}")
     tmp.unlink(missing_ok=True)
     raise DownloadError(
-        f"could not download {name} from any endpoint:\n  - " + "\n  - ".join(failures)
+        f"could not download {name} from any endpoint:{_bullets(failures)}"
     )

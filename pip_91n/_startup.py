@@ -32,7 +32,17 @@ def disabled(environ: "Mapping[str, str] | None" = None) -> bool:
     """Whether ``PIP_91N_DISABLE`` (in ``environ``, default ``os.environ``) asks for stock
     pip: ``1``, ``true``, ``yes`` or ``on``, in any case."""
     value = (os.environ if environ is None else environ).get("PIP_91N_DISABLE", "")
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    return value.strip().lower() in _ON
+
+
+def disable_unclear(environ: "Mapping[str, str]") -> str | None:
+    """The ``PIP_91N_DISABLE`` value when it is neither on nor off (the hook stays on)."""
+    value = environ.get("PIP_91N_DISABLE", "")
+    return value if value.strip().lower() not in _ON | _OFF else None
+
+
+_ON = frozenset({"1", "true", "yes", "on"})
+_OFF = frozenset({"", "0", "false", "no", "off"})
 
 
 def init() -> None:

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pip_91n import _startup
 from pip_91n._urls import is_loopback, redact
 from pip_91n.cli.output import EXIT_FAILED, EXIT_OK, Output
 from pip_91n.settings.catalog import Mirror
@@ -174,6 +175,10 @@ def _hook_findings(import_pip: bool) -> list[Finding]:
         out.append(Finding("hook", "error", "the hook file is there but did not run in this "
                            "interpreter", "run `python -c 'import pip_91n._startup'` to see "
                            "the error, then " + reinstall))
+    if (unclear := _startup.disable_unclear(os.environ)) is not None:
+        out.append(Finding("hook", "warn", f"PIP_91N_DISABLE={unclear!r} is neither on nor "
+                           "off: the hook stays on", "set PIP_91N_DISABLE=1 to run stock pip, "
+                           "or unset it"))
     if s.pip is None:
         out.append(Finding("pip", "warn", "pip is not installed in this interpreter",
                            "python -m ensurepip --upgrade"))

@@ -132,3 +132,13 @@ def test_pip_config_checker_names_the_line_past_odd_keys(cli_env: CliEnv) -> Non
     found = check_pip_config({}, [cli_env.pip_conf])
     assert [f.level for f in found] == ["warn"]
     assert found[0].message.startswith(f"{cli_env.pip_conf}:3: trusted-host")
+
+
+def test_unclear_disable_value(cli: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIP_91N_DISABLE", "maybe")
+    _, found = findings(cli, "--offline")
+    f = having(found, "hook", "PIP_91N_DISABLE='maybe' is neither on nor off")
+    assert f["level"] == "warn" and "PIP_91N_DISABLE=1" in f["fix"]
+    monkeypatch.setenv("PIP_91N_DISABLE", "off")
+    _, found = findings(cli, "--offline")
+    assert not [f for f in found if "PIP_91N_DISABLE" in f["message"]]

@@ -48,18 +48,6 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> PackageIndex:
     return idx
 
 
-@pytest.fixture(scope="module")
-def blob(index: PackageIndex) -> DistFile:
-    dist = index.get("blob-1.0-py3-none-any.whl")
-    assert dist is not None
-    return dist
-
-
-@pytest.fixture
-def mirror(mirror_factory: Callable[..., MirrorServer], index: PackageIndex) -> MirrorServer:
-    return mirror_factory(index)
-
-
 def path_of(server: MirrorServer, filename: str) -> str:
     return server.file_url(filename)[len(server.url) :]
 

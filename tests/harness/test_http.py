@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -22,18 +21,6 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> PackageIndex:
     idx.add(make_wheel(tmp, "blob", "1.0", payload_size=SIZE))
     idx.add(make_wheel(tmp, "blob", "2.0", payload_size=SIZE))
     return idx
-
-
-@pytest.fixture(scope="module")
-def blob(index: PackageIndex) -> DistFile:
-    dist = index.get("blob-1.0-py3-none-any.whl")
-    assert dist is not None
-    return dist
-
-
-@pytest.fixture
-def mirror(mirror_factory: Callable[..., MirrorServer], index: PackageIndex) -> MirrorServer:
-    return mirror_factory(index)
 
 
 @pytest.fixture

@@ -230,7 +230,7 @@ def test_bad_config(make_checkpoint, edit: dict, message: str) -> None:
 
 
 def test_missing_config_and_not_a_dir(tmp_path: Path) -> None:
-    with pytest.raises(CheckpointError, match=r"config\.json is missing"):
+    with pytest.raises(CheckpointError, match=r"has no config\.json"):
         inspect_checkpoint(tmp_path)
     with pytest.raises(CheckpointError, match="not a directory"):
         inspect_checkpoint(tmp_path / "nope")

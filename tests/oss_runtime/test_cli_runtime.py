@@ -38,6 +38,20 @@ def test_doctor(ck: Path, capsys: pytest.CaptureFixture[str]) -> None:
     )
 
 
+def test_plan_and_doctor_never_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_ENDPOINT", "http://u:CANARYpw91n@127.0.0.1:9")
+    for command in ("plan", "doctor"):
+        assert main([command, "acme/not-cached"]) == 1
+        err = capsys.readouterr().err
+        assert "acme/not-cached is not (completely) in the Hugging Face cache" in err
+        assert "never download" in err
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "http://u:***@127.0.0.1:9 -> " in out and "CANARYpw91n" not in out
+
+
 def _cuda() -> bool:
     import torch
 

@@ -156,6 +156,8 @@ def test_bad_options() -> None:
         plan_load(SPEC, CPU16, LoadOptions(dtype="int8"))
     with pytest.raises(ValueError, match="device"):
         plan_load(SPEC, CPU16, LoadOptions(device="tpu"))
+    with pytest.raises(ValueError, match=r"^max_memory\['cpu'\]: cannot read 'abc' as a size"):
+        plan_load(SPEC, CPU16, LoadOptions(device="cpu", max_memory={"cpu": "abc"}))
 
 
 @pytest.mark.parametrize(

@@ -224,3 +224,24 @@ def test_a_stalled_endpoint_costs_the_head_start_not_the_timeout(
         took = time.monotonic() - t0
     assert got.kind == "download" and got.endpoint == hub.url
     assert took < 30  # far below the 60 s timeout the stalled endpoint would have cost
+
+
+def test_passwords_in_endpoints_never_reach_a_message(
+    repo_files: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    canary = "CANARYpw91n"
+    with pytest.raises(DownloadError) as listing:
+        resolve_source(REPO, endpoints=[dead_endpoint().replace("//", f"//u:{canary}@")],
+                       progress=False)
+    assert "u:***@127.0.0.1" in str(listing.value) and canary not in str(listing.value)
+    small = "generation_config.json"
+    shard = next(n for n in repo_files if n.endswith(".safetensors") and "/" not in n)
+    for broken in (small, shard):
+        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / f"hf-{broken}"))
+        with (
+            FakeHub({REPO: repo_files}, broken={broken: 1}) as hub,
+            pytest.raises(DownloadError) as files,
+        ):
+            resolve_source(REPO, endpoints=[hub.url.replace("//", f"//u:{canary}@")],
+                           progress=False)
+        assert "u:***@127.0.0.1" in str(files.value) and canary not in str(files.value)

@@ -102,7 +102,7 @@ def test_synth_never_overwrites_a_checkpoint_unasked(
 def test_cli_reports_checkpoint_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("oss-runtime: error:") and "config.json is missing" in err
+    assert err.startswith("oss-runtime: error:") and "has no config.json" in err
 
 
 def test_python_dash_m(tmp_path: Path) -> None:
