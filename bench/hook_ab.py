@@ -1,7 +1,8 @@
 """Benchmark: the pip hook of this tree against the hook of another git revision, side by side.
 
 For a refactor ("behaviour and cost do not change"): three venvs with the same pip, one with
-this tree's wheel, one with REV's wheel, one stock, and one healthy loopback mirror. Each
+this tree's wheel, one with REV's wheel, one stock, and one healthy loopback mirror. First
+``python -c pass`` in each, interleaved (the start-up cost of the ``.pth`` hook); then each
 round installs 20 small packages with each of them, interleaved, into fresh targets with no
 pip cache; the table gives the per-round median of CPU and wall-time ratios (rounds share the
 machine's slow spells, so per-round ratios are steadier than ratios of medians).
@@ -18,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hook_startup import PACKAGES, hooked_env, pip_install  # same install, same packages
+from hook_startup import PACKAGES, hooked_env, pip_install, time_starts  # same measurements
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("rev", help="git revision to compare against (e.g. HEAD~1, a tag)")
     ap.add_argument("--pip", default=None, help="pip version in all venvs (default: bundled)")
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--starts", type=int, default=300, help="interleaved `python -c pass` each")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="pip91n-ab-") as tmp:
         base = Path(tmp)
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             "stock": create_venv(base / "stock", pip=args.pip),
         }
         pip_version = venvs["stock"].pip_version
+        starts = dict(zip(venvs, time_starts(list(venvs.values()), args.starts)))
         index = build_index(base / "index", [WheelSpec(p, "1.0") for p in PACKAGES])
         runs: dict[str, list[tuple[float, float]]] = {name: [] for name in venvs}
         with MirrorServer(index) as mirror:
@@ -79,16 +82,22 @@ def main(argv: list[str] | None = None) -> int:
     def paired(a: str, b: str, k: int) -> float:
         return statistics.median(x[k] / y[k] for x, y in zip(runs[a], runs[b]))
 
-    print(f"pip {pip_version}, {args.rounds} interleaved rounds, 20 packages, healthy mirror\n")
-    print("| hook | CPU (median) | vs stock pip, CPU | vs stock pip, wall | vs "
-          f"{args.rev}, CPU |")
-    print("|---|---|---|---|---|")
+    def start_ms(name: str) -> float:
+        return statistics.median(starts[name]) * 1e3
+
+    print(f"pip {pip_version}; `python -c pass` {args.starts} times each, interleaved; "
+          f"{args.rounds} interleaved rounds of 20 packages from a healthy mirror\n")
+    print("| hook | `python -c pass` (median) | vs stock | install, CPU (median) | vs stock pip, "
+          f"CPU | vs stock pip, wall | vs {args.rev}, CPU |")
+    print("|---|---|---|---|---|---|---|")
     for name in ("this tree", args.rev):
         cpu = statistics.median(c for _, c in runs[name])
-        print(f"| {name} | {cpu:.3f} s | {paired(name, 'stock', 1):.3f}x | "
-              f"{paired(name, 'stock', 0):.3f}x | {paired(name, args.rev, 1):.3f}x |")
+        print(f"| {name} | {start_ms(name):.2f} ms | {start_ms(name) - start_ms('stock'):+.2f} ms "
+              f"| {cpu:.3f} s | {paired(name, 'stock', 1):.3f}x | {paired(name, 'stock', 0):.3f}x "
+              f"| {paired(name, args.rev, 1):.3f}x |")
     cpu = statistics.median(c for _, c in runs["stock"])
-    print(f"| stock pip (`--index-url`) | {cpu:.3f} s | 1.000x | 1.000x | |")
+    print(f"| stock pip (`--index-url`) | {start_ms('stock'):.2f} ms | | {cpu:.3f} s | 1.000x | "
+          "1.000x | |")
     return 0
 
 

@@ -41,9 +41,18 @@ NOTES = """\
 - **Peak RSS** is `ru_maxrss` (VmHWM): anonymous memory plus the touched pages of the mapped files.
   The sparse checkpoint's data are zeros, so every token routes to the same four experts per layer;
   the bytes and arithmetic per token are those of the real model.
-- **Noise.** The 2 cores are shared with other benchmark and test runs: a single round run
-  directly after writing the checkpoint took 21 s to the first token (decode 1.9 tok/s; cause not
-  established), later rounds 3 to 4.4 s; the table is from three back-to-back rounds.
+- **Noise and a cold page cache.** The 2 cores are shared with other benchmark and test runs.
+  The first process after the checkpoint is written finds none of its pages in the page cache
+  and takes longer to the first token: 6.2 s, 11.3 s and 32.8 s in three runs of 2026-12-06
+  (9.9 s after `echo 3 > /proc/sys/vm/drop_caches`, with torch's libraries cold too); the rounds
+  after it take 2.6 to 4.4 s. A real checkpoint read cold from disk adds the reading of the
+  pages a token touches (about 4 GB).
+- **The kernel's first build** (`--kernel`: three more processes on an empty
+  `OSS_RUNTIME_CACHE_DIR`). The first process that finds no built kernel for its torch and
+  compiler builds it, says so on stderr with the usual duration, and holds a lock so that a
+  second process waits for it (with a bound) instead of building too. A failed build is
+  remembered per torch and compiler version. `OSS_RUNTIME_KERNEL=0` is the pure-torch path,
+  which the plan, `repr(rt)`, `doctor` and `bench` name ("compute").
 - transformers cannot load this shape on this 24 GB machine at all: it dequantizes the experts to
   about 42 GB of bf16 (`oss-runtime plan DIR` shows both estimates)."""
 
@@ -114,6 +123,8 @@ def _kernel_table(path: Path, prompt: int, new: int) -> str:
                      ("kernel cached", warm), ("`OSS_RUNTIME_KERNEL=0` (pure torch)", torch_only)):
         rows.append(f"| {label} | {r['first_token_s']:.2f} s | {r['decode_tok_s']:.2f} tok/s | "
                     f"{r.get('compute', '?')} |")
+    rows.append(f"| the build itself (difference of the first two) | "
+                f"{cold['first_token_s'] - warm['first_token_s']:.1f} s | | |")
     rows.append(f"| decode, pure torch vs kernel | | "
                 f"{warm['decode_tok_s'] / max(torch_only['decode_tok_s'], 1e-9):.1f}x slower | |")
     return "\n".join(rows)

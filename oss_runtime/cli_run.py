@@ -102,7 +102,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     from oss_runtime.resolve import endpoint_chain
     from oss_runtime.spec import spec_from_config
     from oss_runtime.synth import synth_config
-    from pip_91n._urls import redact_text
+    from pip_91n.downloads import redact_text
 
     env = detect_environment()
     print("environment")

@@ -191,7 +191,7 @@ def _list(
 
 def _bullets(failures: list[str]) -> str:
     """One indented line per failure, the password of any URL in it shown as ``***``."""
-    from pip_91n._urls import redact_text
+    from pip_91n.downloads import redact_text
 
     return "".join(f"\n  - {redact_text(line)}" for line in failures)
 

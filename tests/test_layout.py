@@ -22,7 +22,7 @@ else:  # pragma: no cover
 #: Wings of pip_91n, bottom to top; a module may import its own wing and the ones below.
 FLOORS = {
     "pip_91n": 0, "pip_91n.errors": 0, "pip_91n._urls": 0, "pip_91n.filelock": 0,
-    "pip_91n._statefile": 0, "pip_91n._startup": 0, "pip_91n._importhook": 0,
+    "pip_91n._statefile": 0, "pip_91n._startup": 0,
     "pip_91n.settings": 1, "pip_91n.index": 2, "pip_91n.net": 2, "pip_91n.downloads": 3,
     "pip_91n.chain": 4, "pip_91n.hook": 5, "pip_91n.cli": 5, "pip_91n.__main__": 6,
 }
@@ -138,3 +138,15 @@ def test_one_import_style() -> None:
                 for p in (REPO / pkg).rglob("*.py")
                 if re.search(r"^\s*from \.", p.read_text(), re.M)]
     assert not relative, f"relative imports in {relative}"
+
+
+def test_oss_runtime_uses_only_public_pip_91n_names() -> None:
+    """oss_runtime imports pip_91n through public modules and names, never a ``_private`` one."""
+    private = []
+    for path in (REPO / "oss_runtime").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pip_91n"):
+                names = [*(node.module or "").split("."), *(a.name for a in node.names)]
+                if any(n.startswith("_") for n in names):
+                    private.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not private, f"private pip_91n names imported in {private}"

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import TextIO
 
-from pip_91n._importhook import report
+from pip_91n._startup import report
 from pip_91n._urls import redact
 
 __all__ = ["RequestLog"]

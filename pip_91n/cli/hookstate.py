@@ -129,11 +129,7 @@ def hook_state(*, import_pip: bool = False) -> HookState:
                 pth_ok = False
         if start is None and (d / _START).is_file():
             start = str(d / _START)
-    registered = False
-    if "pip_91n._importhook" in sys.modules:
-        from pip_91n import _importhook
-
-        registered = _importhook.pending(_startup.SESSION_MODULE) > 0
+    registered = _startup.pending(_startup.SESSION_MODULE) > 0
     version, location = pip_version()
     patched: bool | None = None
     detail = ""

@@ -9,6 +9,8 @@ The public API (imported on first use, so ``import pip_91n.downloads`` stays lig
 - ``DownloadOptions``: segment threshold, timeout, retries, cache dir (``from_env()``);
 - ``clean()`` / ``purge()``: housekeeping of the partials in the cache dir;
 - ``parse_size("32M")``: sizes as every pip-91n and oss_runtime setting spells them;
+- ``redact_text(message)``: the password of every URL in a message shown as ``***``, as in
+  every ``DownloadFailed``;
 - ``DownloadFailed``: no source delivered the file whole with its sha256.
 
 Inside: ``api`` (the calls), ``options``, ``engine`` (lock → reuse → fetch → verify → keep),
@@ -23,6 +25,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pip_91n._urls import redact_text
     from pip_91n.downloads.api import clean, fetch, open_stream, purge
     from pip_91n.downloads.options import DownloadOptions
     from pip_91n.downloads.partials import CleanReport
@@ -40,6 +43,7 @@ _LAZY: dict[str, str] = {
     "CleanReport": "pip_91n.downloads.partials",
     "DownloadFailed": "pip_91n.errors",
     "parse_size": "pip_91n.settings.values",
+    "redact_text": "pip_91n._urls",
 }
 
 __all__ = [
@@ -52,6 +56,7 @@ __all__ = [
     "open_stream",
     "parse_size",
     "purge",
+    "redact_text",
 ]
 
 

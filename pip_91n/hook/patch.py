@@ -32,8 +32,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from pip_91n._importhook import register, report, unregister
-from pip_91n._startup import SESSION_MODULE, disabled
+from pip_91n._startup import SESSION_MODULE, disabled, register, report, unregister
 
 if TYPE_CHECKING:
     from pip_91n.hook.pool import PipPool

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from pip_91n._importhook import report
+from pip_91n._startup import report
 from pip_91n._urls import split_credentials, split_sha256
 from pip_91n.chain.attempt import Ask, Fetched
 from pip_91n.chain.failover import Failover

@@ -211,7 +211,7 @@ def test_python_startup_prints_nothing(shared_venv: Venv, sealed_env: dict[str, 
                 {**shared_venv.env, "PIP_91N_DISABLE": "1"}):
         proc = shared_venv.py("-c", "pass", env=env)
         assert (proc.stdout, proc.stderr) == ("", "")
-    code = ("import sys; import pip_91n._importhook as h; "
+    code = ("import sys; import pip_91n._startup as h; "
             "print(h.pending('pip._internal.network.session'), 'pip' in sys.modules)")
     assert shared_venv.py("-c", code).stdout.split() == ["1", "False"]
 

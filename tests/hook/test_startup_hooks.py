@@ -1,4 +1,4 @@
-"""The post-import hook machinery and ``_startup.init`` (in-process and plain subprocesses)."""
+"""``pip_91n._startup``: the post-import hooks and ``init`` (in-process and plain subprocesses)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-from pip_91n import _importhook
+from pip_91n import _startup
 from tests.harness.venvs import REPO
 
 
@@ -25,7 +25,7 @@ def modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     for name in set(sys.modules) - before:
         if name.startswith("p91n_t_"):
             del sys.modules[name]
-            _importhook.unregister(name)
+            _startup.unregister(name)
 
 
 def _module(d: Path, name: str, body: str = "VALUE = 1\n") -> str:
@@ -36,11 +36,11 @@ def _module(d: Path, name: str, body: str = "VALUE = 1\n") -> str:
 def test_hook_runs_after_the_module_ran_once(modules: Path) -> None:
     name = _module(modules, "p91n_t_before")
     seen: list[ModuleType] = []
-    _importhook.register(name, seen.append)
-    assert _importhook.pending(name) == 1 and seen == []
+    _startup.register(name, seen.append)
+    assert _startup.pending(name) == 1 and seen == []
     mod = __import__(name)
     assert seen == [mod] and mod.VALUE == 1
-    assert _importhook.pending(name) == 0  # popped once fired
+    assert _startup.pending(name) == 0  # popped once fired
     assert mod.__loader__.__class__.__name__ != "_Loader"  # the real loader is back
     del sys.modules[name]
     __import__(name)
@@ -51,7 +51,7 @@ def test_hook_registered_after_import_runs_at_once(modules: Path) -> None:
     name = _module(modules, "p91n_t_after")
     mod = __import__(name)
     seen: list[ModuleType] = []
-    _importhook.register(name, seen.append)
+    _startup.register(name, seen.append)
     assert seen == [mod]
 
 
@@ -63,8 +63,8 @@ def test_a_raising_hook_never_fails_the_import(modules: Path,
     def broken(module: ModuleType) -> None:
         raise RuntimeError("boom")
 
-    _importhook.register(name, broken)
-    _importhook.register(name, lambda m: calls.append(m.__name__))
+    _startup.register(name, broken)
+    _startup.register(name, lambda m: calls.append(m.__name__))
     mod = __import__(name)
     assert mod.VALUE == 1 and calls == [name]
     out, err = capsys.readouterr()
@@ -76,8 +76,8 @@ def test_hooks_may_import_hooked_modules_without_deadlock(modules: Path) -> None
     first = _module(modules, "p91n_t_first")
     second = _module(modules, "p91n_t_second")
     order: list[str] = []
-    _importhook.register(second, lambda m: order.append(m.__name__))
-    _importhook.register(first, lambda m: (order.append(m.__name__), __import__(second)))
+    _startup.register(second, lambda m: order.append(m.__name__))
+    _startup.register(first, lambda m: (order.append(m.__name__), __import__(second)))
     done = threading.Event()
 
     def run() -> None:
@@ -92,10 +92,10 @@ def test_hooks_may_import_hooked_modules_without_deadlock(modules: Path) -> None
 def test_a_failing_module_keeps_its_hook_for_the_next_try(modules: Path) -> None:
     name = _module(modules, "p91n_t_fails", "raise ImportError('not yet')\n")
     seen: list[ModuleType] = []
-    _importhook.register(name, seen.append)
+    _startup.register(name, seen.append)
     with pytest.raises(ImportError):
         __import__(name)
-    assert _importhook.pending(name) == 1 and seen == []
+    assert _startup.pending(name) == 1 and seen == []
     _module(modules, name)
     sys.modules.pop(name, None)
     import importlib
@@ -110,8 +110,7 @@ def _startup_probe(env_extra: dict[str, str]) -> list[str]:
         "import sys\n"
         "import pip_91n._startup as s\n"
         "s.init(); s.init()\n"
-        "import pip_91n._importhook as h\n"
-        "print(h.pending('pip._internal.network.session'),\n"
+        "print(s.pending('pip._internal.network.session'),\n"
         "      sum(type(f).__name__ == '_Finder' for f in sys.meta_path),\n"
         "      'pip' in sys.modules, 'typing' in sys.modules, 'threading' in sys.modules)\n"
     )
