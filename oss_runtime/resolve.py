@@ -26,7 +26,7 @@ import re
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from oss_runtime.errors import DownloadError, SourceNotFound
@@ -41,6 +41,9 @@ from oss_runtime.hubcache import (
     snapshot_complete,
     write_ref,
 )
+
+if TYPE_CHECKING:
+    from pip_91n.downloads import DownloadOptions
 
 __all__ = ["DEFAULT_ENDPOINT", "DEFAULT_REPO", "Resolved", "endpoint_chain", "looks_like_path",
            "resolve_source"]
@@ -213,7 +216,7 @@ def _download(repo_id: str, rev: str, chain: list[str], cache: Path, progress: b
     from pip_91n.downloads import DownloadOptions
     from pip_91n.net.tls import trust_context
 
-    opts = DownloadOptions.from_env()  # the mirror chain's timeout and head start
+    opts = DownloadOptions.from_env()  # the chain's timeout and head start, and the engine's options
     client = httpx.Client(transport=transport, follow_redirects=True,
                           timeout=httpx.Timeout(opts.timeout), verify=trust_context())
     with client:
@@ -236,7 +239,7 @@ def _download(repo_id: str, rev: str, chain: list[str], cache: Path, progress: b
         fetched = 0
         try:
             for s in wanted:
-                fetched += _one(client, s, repo, snap, commit, repo_id, order, bar, transport)
+                fetched += _one(client, s, repo, snap, commit, repo_id, order, bar, transport, opts)
         finally:
             if bar is not None:
                 bar.close()
@@ -249,7 +252,7 @@ def _download(repo_id: str, rev: str, chain: list[str], cache: Path, progress: b
 
 
 def _one(client: Any, s: Mapping[str, Any], repo: Path, snap: Path, commit: str, repo_id: str,
-         order: list[str], bar: Any, transport: Any) -> int:
+         order: list[str], bar: Any, transport: Any, opts: DownloadOptions) -> int:
     name = str(s["rfilename"])
     urls = [f"{ep}/{repo_id}/resolve/{commit}/{quote(name)}" for ep in order]
     lfs = s.get("lfs") or {}
@@ -263,7 +266,7 @@ def _one(client: Any, s: Mapping[str, Any], repo: Path, snap: Path, commit: str,
             bar.update(size)
         return 0
     if lfs.get("sha256"):
-        from pip_91n.downloads import DownloadFailed, DownloadOptions, fetch
+        from pip_91n.downloads import DownloadFailed, fetch
 
         blob = repo / "blobs" / etag
         blob.parent.mkdir(parents=True, exist_ok=True)
@@ -274,8 +277,7 @@ def _one(client: Any, s: Mapping[str, Any], repo: Path, snap: Path, commit: str,
                 bar.update(done - last[0])
             last[0] = done
 
-        opts = DownloadOptions.from_env()  # no token: the engine sends headers to every candidate
-        try:
+        try:  # no HF_TOKEN here: the engine would send it to every candidate, mirrors too
             fetch(urls, etag, blob, size=size, filename=name, progress=report, options=opts,
                   transport=transport)
         except DownloadFailed as exc:
