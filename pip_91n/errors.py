@@ -4,10 +4,12 @@
 
     Pip91nError
      ├── ConfigError (also ValueError)          a setting is invalid; names its source and the fix
-     └── AllMirrorsFailed (also ConnectionError) every mirror of the chain failed; ``.attempts``
-          │                                      lists each mirror and why
-          └── DownloadFailed                     a file could not be fetched whole with its
-                                                 sha256 from any source; the partial is kept
+     ├── AllMirrorsFailed (also ConnectionError) every mirror of the chain failed; ``.attempts``
+     │    │                                      lists each mirror and why
+     │    └── DownloadFailed                     a file could not be fetched whole with its
+     │                                           sha256 from any source; the partial is kept
+     └── HashNotConfirmed                        the sources do not vouch for a file's sha256
+                                                 (they disagree, or strict found no second one)
 
 Third-party errors (httpx, OS errors) are translated into this tree at one boundary each,
 with ``raise ... from exc`` so the cause stays visible.
@@ -15,10 +17,11 @@ with ``raise ... from exc`` so the cause stays visible.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-__all__ = ["AllMirrorsFailed", "Attempt", "ConfigError", "DownloadFailed", "Pip91nError"]
+__all__ = ["AllMirrorsFailed", "Attempt", "ConfigError", "DownloadFailed", "HashNotConfirmed",
+           "Pip91nError"]
 
 
 class Pip91nError(Exception):
@@ -80,3 +83,38 @@ class DownloadFailed(AllMirrorsFailed):
             lines.append("  - no source was usable")
         lines.append("  the partial download is kept; running the same command again resumes it")
         Exception.__init__(self, "\n".join(lines))
+
+
+class HashNotConfirmed(Pip91nError):
+    """A file is not handed out because its sources do not vouch for its sha256
+    (``PIP_91N_VERIFY``). ``kind`` says how the vote went: ``outvoted`` (pypi.org or a
+    majority names ``winner`` instead), ``split`` (the sources disagree and nothing settles
+    it) or ``single`` (no second source lists it, and the policy is ``strict``);
+    ``listings`` maps each mirror to the hash its page named."""
+
+    def __init__(self, filename: str, sha256: str, listings: Mapping[str, str], kind: str,
+                 winner: str | None = None, policy: str = "quorum") -> None:
+        self.filename, self.sha256, self.kind, self.winner = filename, sha256, kind, winner
+        self.listings = dict(listings)
+        self.policy = policy
+        named = "; ".join(f"{m} lists {h}" for m, h in self.listings.items())
+        if kind == "outvoted":
+            text = (f"{filename}: the page pip read names sha256 {sha256}, but the other "
+                    f"sources outvote it ({named}); the mirror that disagreed is skipped from "
+                    "now on, so running the same command again uses the majority's file")
+        elif kind == "split":
+            text = (f"{filename}: the mirrors disagree about its sha256 and nothing settles it "
+                    f"({named}), so pip-91n hands out neither. Fix: add pypi (the authority) "
+                    "or a mirror of a third operator to PIP_91N_MIRRORS; PIP_91N_VERIFY=off "
+                    "trusts each page as it is")
+        else:
+            text = (f"{filename}: only {', '.join(self.listings) or 'one page'} lists it "
+                    f"(sha256 {sha256}) and no second source confirmed it in time; "
+                    f"PIP_91N_VERIFY={policy} refuses such files. Fix: add a mirror of another "
+                    "operator (e.g. pypi) to PIP_91N_MIRRORS, wait until the mirrors catch "
+                    "up, or set PIP_91N_VERIFY=quorum to proceed with a warning")
+        super().__init__(text)
+
+    def __reduce__(self) -> tuple[type[HashNotConfirmed], tuple[object, ...]]:
+        return (type(self), (self.filename, self.sha256, self.listings, self.kind,
+                             self.winner, self.policy))

@@ -26,14 +26,15 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pip_91n._urls import redact
+from pip_91n._urls import redact, split_sha256
+from pip_91n.chain.agreement import Agreement
 from pip_91n.chain.attempt import Ask, Attempter, AttemptState, Fetched, Outcome
 from pip_91n.chain.health import HealthStore, split_by_health
 from pip_91n.chain.memory import KnownFiles, Serials
 from pip_91n.chain.requestlog import RequestLog
 from pip_91n.chain.workers import Workers
 from pip_91n.errors import AllMirrorsFailed, Attempt
-from pip_91n.index.routing import Resource
+from pip_91n.index.routing import KIND_FILE, KIND_PAGE, Resource
 from pip_91n.net.wire import Wire
 from pip_91n.settings.catalog import Mirror
 from pip_91n.settings.config import MirrorConfig
@@ -56,10 +57,11 @@ def demote_domain(pending: Sequence[Mirror], domain: str) -> list[Mirror]:
 
 def settings_of(config: MirrorConfig) -> dict[str, Any]:
     """The keyword arguments of a ``Failover`` (or ``FailoverTransport``) that ``config``
-    sets: shared health memory, timeout, hedge delay, request log."""
+    sets: shared health memory, timeout, hedge delay, request log, verification policy."""
     return {"health": HealthStore.in_cache_dir(config.cache_dir), "timeout": config.timeout,
             "hedge_delay": config.hedge_delay,
-            "request_log": RequestLog(config.log, str(config.source("log")))}
+            "request_log": RequestLog(config.log, str(config.source("log"))),
+            "verify": config.verify}
 
 
 class _Race:
@@ -79,7 +81,8 @@ class Failover:
     ``wire`` reaches every mirror (``wires`` may give one per mirror name). ``health``
     remembers failures across processes (default: in memory only). ``timeout`` bounds
     connect and first byte per mirror; ``hedge_delay`` is the head start before the next
-    mirror is raced (0 turns hedging off).
+    mirror is raced (0 turns hedging off). ``verify`` is the policy of the sources' vote on
+    every file a page names (``pip_91n.chain.agreement``): quorum, strict, or off.
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class Failover:
         timeout: float = DEFAULT_TIMEOUT,
         hedge_delay: float = DEFAULT_HEDGE_DELAY,
         request_log: RequestLog | None = None,
+        verify: str = "off",
     ) -> None:
         if not chain:
             raise ValueError("the mirror chain is empty")
@@ -106,6 +110,12 @@ class Failover:
         self.serials = Serials()
         self._attempter = Attempter(self.files, self.serials, self.wire_for, timeout)
         self._workers = Workers()
+        self.agreement: Agreement | None = None
+        if verify != "off":
+            self.agreement = Agreement(
+                verify, chain=self.chain, files=self.files, health=self.health,
+                request_log=self.log, read_page=self.read_page, workers=self._workers,
+                timeout=timeout, hedge_delay=hedge_delay)
 
     @classmethod
     def from_config(cls, config: MirrorConfig, *, wire: Wire,
@@ -122,6 +132,20 @@ class Failover:
         """Read ``mirror``'s page of ``project`` into ``files``: None, or why it failed."""
         return self._attempter.read_page(mirror, project)
 
+    def check_file(self, res: Resource, url: str) -> None:
+        """Raise ``HashNotConfirmed`` unless the sources vouch for the file ``res`` asked for
+        at ``url``, with the sha256 that the page the caller read named (its ``#sha256=``,
+        else the page of the mirror ``url`` belongs to). Nothing when verification is off."""
+        if self.agreement is None or res.kind != KIND_FILE or res.filename is None:
+            return
+        _, sha = split_sha256(url)
+        if not sha and res.mirror is not None:
+            sha = self.files.listings(res.filename).get(res.mirror)
+        known = self.files.get(res.filename)
+        sha = sha or (known.sha256 if known else None)
+        if sha:
+            self.agreement.check_file(res.project, res.filename, sha)
+
     def close(self) -> None:
         seen: set[int] = set()
         for w in (self._wire, *self._wires.values()):
@@ -134,8 +158,20 @@ class Failover:
     # -- the race --------------------------------------------------------------------------
 
     def serve(self, resource: Resource, ask: Ask) -> Fetched:
-        """The first good mirror's verified answer to ``ask`` (a chain ``resource``)."""
-        live, resting = split_by_health(self.chain, self.health.snapshot(), time.time())
+        """The first good mirror's verified answer to ``ask`` (a chain ``resource``); a
+        project page must also win the sources' vote (``agreement``)."""
+        if self.agreement is not None and resource.kind == KIND_PAGE and resource.project:
+            return self.agreement.page(resource, lambda skip: self._race(resource, ask, skip))
+        return self._race(resource, ask, frozenset())
+
+    def _race(self, resource: Resource, ask: Ask, skip: frozenset[str]) -> Fetched:
+        chain = [m for m in self.chain if m.name not in skip]
+        if not chain:
+            why = self.agreement.distrusted if self.agreement is not None else {}
+            raise AllMirrorsFailed(redact(ask.url), [
+                Attempt(m.name, redact(m.simple_url), f"skipped: it {why.get(m.name, '')}")
+                for m in self.chain])
+        live, resting = split_by_health(chain, self.health.snapshot(), time.time())
         pending = list(live)
         resting_left = list(resting)
         race = _Race()

@@ -20,6 +20,7 @@ from pip_91n.chain.attempt import PIN_EXTENSION, Ask, Fetched
 from pip_91n.chain.failover import Failover, settings_of
 from pip_91n.chain.health import HealthStore
 from pip_91n.chain.requestlog import RequestLog
+from pip_91n.errors import HashNotConfirmed
 from pip_91n.index.routing import classify
 from pip_91n.net.httpx_pool import EnvProxyTransport
 from pip_91n.net.httpx_wire import HttpxWire
@@ -62,6 +63,7 @@ class FailoverTransport(httpx.BaseTransport):
         timeout: float = DEFAULT_TIMEOUT,
         hedge_delay: float = DEFAULT_HEDGE_DELAY,
         request_log: RequestLog | None = None,
+        verify: str = "off",
     ) -> None:
         self.inner = inner if inner is not None else EnvProxyTransport()
         wires: dict[int, HttpxWire] = {}  # one wire per transport: each is closed once
@@ -72,7 +74,8 @@ class FailoverTransport(httpx.BaseTransport):
         self.failover = Failover(
             chain, wire=wire(self.inner),
             wires={name: wire(t) for name, t in (transports or {}).items()},
-            health=health, timeout=timeout, hedge_delay=hedge_delay, request_log=request_log)
+            health=health, timeout=timeout, hedge_delay=hedge_delay, request_log=request_log,
+            verify=verify)
 
     @classmethod
     def from_config(cls, config: MirrorConfig, *, chain: Sequence[Mirror] | None = None,
@@ -89,6 +92,10 @@ class FailoverTransport(httpx.BaseTransport):
         resource = classify(url, self.chain)
         if resource is None or request.method != "GET":
             return self.inner.handle_request(request)
+        try:
+            self.failover.check_file(resource, url)
+        except HashNotConfirmed as exc:
+            return httpx.Response(403, text=f"pip-91n: {exc}", request=request)
         fetched = self.failover.serve(resource, Ask(url, request.headers.multi_items(),
                                                     request.extensions.get(PIN_EXTENSION)))
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1",

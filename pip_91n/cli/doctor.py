@@ -2,7 +2,8 @@
 
 Checks, in order: configuration valid; hook file present and loading, pip patched; pip
 version supported; pip's own config (trusted-host, plain-http indexes); pip's index reachable;
-DNS, TLS and HTTP of each chain mirror (parallel, bounded by the timeout); cache dir writable.
+DNS, TLS and HTTP of each chain mirror (parallel, bounded by the timeout); request log,
+verification policy and cache dir (``pip_91n.cli.findings``).
 Every finding has a level (ok, info, warn, error) and, unless ok, a fix. Exit 1 when any
 finding is an error (with ``--strict``, a warning too).
 """
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 
 from pip_91n import _startup
 from pip_91n._urls import is_loopback, redact
+from pip_91n.cli.findings import Finding, check_cache_dir, check_log, check_verify
 from pip_91n.cli.output import EXIT_FAILED, EXIT_OK, Output
 from pip_91n.settings.catalog import Mirror
 from pip_91n.settings.config import MirrorConfig
@@ -30,14 +32,6 @@ __all__ = ["Finding", "check_cache_dir", "check_pip_config", "diagnose", "run"]
 _MARK = {"ok": "ok", "info": "info", "warn": "warn", "error": "FAIL"}
 _TRUSTED_FIX = ("remove the trusted-host setting: pip-91n reaches PyPI's mirrors over https "
                 "with verified TLS (e.g. `pip-91n use tuna,aliyun,pypi`)")
-
-
-@dataclass(frozen=True)
-class Finding:
-    check: str
-    level: str  # ok | info | warn | error
-    message: str
-    fix: str = ""
 
 
 def _split(value: str) -> list[str]:
@@ -113,37 +107,6 @@ def check_tls_trust(environ: Mapping[str, str]) -> list[Finding]:
                                  f"point {src.what.split(' ')[0]} at an existing CA bundle, or "
                                  "unset it"))
     return found
-
-
-def check_log(config: MirrorConfig) -> Finding | None:
-    """``PIP_91N_LOG``: a file it names must be writable (else the hook turns the log off)."""
-    if not config.log or config.log == "-":
-        return None
-    where = config.source("log")
-    try:
-        with open(config.log, "a", encoding="utf-8"):
-            pass
-    except OSError as exc:
-        return Finding("log", "error", f"{where}: cannot write the request log {config.log} "
-                       f"({exc.strerror or exc}); pip runs without it",
-                       "point it at a writable file, `-` for stderr, or unset it")
-    return Finding("log", "ok", f"request log {config.log} is writable ({where})")
-
-
-def check_cache_dir(cache_dir: Path) -> Finding:
-    import tempfile
-
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=cache_dir, prefix=".doctor-"):
-            pass
-    except OSError as exc:
-        return Finding("cache dir", "error",
-                       f"{cache_dir} is not writable ({exc.strerror or exc}): no health memory "
-                       "and no resumable downloads",
-                       "set PIP_91N_CACHE_DIR (or cache_dir in the config file) to a writable "
-                       f"directory, or fix the permissions of {cache_dir}")
-    return Finding("cache dir", "ok", f"{cache_dir} is writable")
 
 
 def _hook_findings(import_pip: bool) -> list[Finding]:
@@ -356,6 +319,7 @@ def diagnose(*, network: bool = True, import_pip: bool = True) -> list[Finding]:
         log = check_log(config)
         if log is not None:
             findings.append(log)
+        findings.append(check_verify(config))
         findings.append(check_cache_dir(config.cache_dir))
     return findings
 

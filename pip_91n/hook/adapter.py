@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pip_91n._urls import redact
-from pip_91n.errors import AllMirrorsFailed, DownloadFailed
+from pip_91n.errors import AllMirrorsFailed, DownloadFailed, HashNotConfirmed
 from pip_91n.hook.bodies import EngineBody, RawBody
 from pip_91n.hook.shim import ChainShim
 from pip_91n.index.routing import KIND_FILE, KIND_PAGE, Resource, classify
@@ -96,6 +96,10 @@ def make_adapter_class(base: type, response_cls: type, headers_cls: type,
             if res is None:
                 return self.pip_adapter(url).send(request, stream=stream, timeout=timeout,
                                                   verify=verify, cert=cert, proxies=proxies)
+            try:
+                self.shim.failover.check_file(res, url)
+            except HashNotConfirmed as exc:
+                return self._failed(request, res, exc)
             sha = self.shim.expected_sha256(res, url)
             if res.kind == KIND_FILE and sha is not None:
                 return self._send_file(request, res, sha)
@@ -122,13 +126,16 @@ def make_adapter_class(base: type, response_cls: type, headers_cls: type,
             return resp
 
         def _failed(self, request: Any, res: Resource, exc: Exception) -> Any:
-            """A 503 whose body says why; and, since pip shows nothing of it at its default
+            """A 503 (a 403 for a file the sources do not vouch for) whose body says why; and, since pip shows nothing of it at its default
             verbosity, the same text once on stderr (``ChainShim.report_failure``)."""
             self.shim.report_failure(res, exc)
             text = f"pip-91n: {exc}".encode()
-            return self._response(request, 503, {"Content-Type": "text/plain",
-                                                 "Content-Length": str(len(text))},
-                                  io.BytesIO(text), "Service Unavailable (all mirrors failed)")
+            status, reason = 503, "Service Unavailable (all mirrors failed)"
+            if isinstance(exc, HashNotConfirmed):
+                status, reason = 403, "Forbidden (the sources do not vouch for this file)"
+            return self._response(request, status, {"Content-Type": "text/plain",
+                                                    "Content-Length": str(len(text))},
+                                  io.BytesIO(text), reason)
 
         def _send_chain(self, request: Any, res: Resource) -> Any:
             try:

@@ -307,12 +307,13 @@ def _unmount(session: Any) -> None:
     session._pip_91n_prefixes = []
 
 
-# -- exact pins (principle 6): tell the chain which version pip is looking for -------------
+# -- pins: tell the chain which version pip is looking for (principle 6), and which hashes
+#    the user pinned (they win over the sources' vote) -------------------------------------
 
 def _wrap_finder(module: Any) -> None:
     """Wrap ``PackageFinder.find_best_candidate`` (when its signature is the known one) to
     note ``name==version`` pins, so a lagging mirror's page without that version is not
-    served while another mirror may have it. The wrapper keeps what callers use of pip's
+    served while another mirror may have it, and the user's ``--hash`` pins. The wrapper keeps what callers use of pip's
     cached method (pip-tools calls ``cache_clear``)."""
     cls: Any = getattr(module, "PackageFinder", None)
     originals = _state.originals
@@ -328,7 +329,7 @@ def _wrap_finder(module: Any) -> None:
     @functools.wraps(method)
     def find_best_candidate(self: Any, project_name: str, specifier: Any = None,
                             *args: Any, **kwargs: Any) -> Any:
-        _note_pin(project_name, specifier)
+        _note_pin(project_name, specifier, kwargs.get("hashes", args[0] if args else None))
         return method(self, project_name, specifier, *args, **kwargs)
 
     for name in ("cache_clear", "cache_info", "cache_parameters"):
@@ -339,15 +340,15 @@ def _wrap_finder(module: Any) -> None:
     originals.finder = (cls, method)
 
 
-def _note_pin(project: str, specifier: Any) -> None:
+def _note_pin(project: str, specifier: Any, hashes: Any) -> None:
     try:
         from pip_91n.index.routing import normalize_name
         from pip_91n.index.staleness import pinned_version
 
         version = pinned_version(specifier or ())
         shim = _state.shim
-        if version is not None and shim is not None:
-            shim.note_pin(normalize_name(project), version)
+        if (version is not None or hashes) and shim is not None:
+            shim.note_pin(normalize_name(project), version, hashes)
     except Exception:  # a hint only
         return
 

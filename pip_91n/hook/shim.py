@@ -55,9 +55,14 @@ class ChainShim:
 
     # -- pages, metadata, unverified files -------------------------------------------------
 
-    def note_pin(self, project: str, version: str) -> None:
-        with self._lock:
-            self._pins.setdefault(project, version)
+    def note_pin(self, project: str, version: str | None, hashes: Any = None) -> None:
+        """What pip is looking for in ``project``: an exact ``version`` and the user's
+        ``--hash`` pins (pip's ``Hashes``), which win over the sources' vote."""
+        if version is not None:
+            with self._lock:
+                self._pins.setdefault(project, version)
+        if hashes and self.failover.agreement is not None:
+            self.failover.agreement.note_pins(project, hashes)
 
     def serve(self, res: Resource, url: str, headers: Sequence[tuple[str, str]]) -> Fetched:
         """The chain's verified answer for ``res`` (raises ``AllMirrorsFailed``)."""
@@ -88,7 +93,10 @@ class ChainShim:
         return known.sha256 if known and not known.conflict else None
 
     def ordered(self) -> list[Mirror]:
-        live, resting = split_by_health(self.chain, self.failover.health.snapshot(), time.time())
+        agreement = self.failover.agreement
+        skip = agreement.distrusted if agreement is not None else {}
+        live, resting = split_by_health([m for m in self.chain if m.name not in skip],
+                                        self.failover.health.snapshot(), time.time())
         return [*live, *resting]
 
     def candidates(self, res: Resource, request_url: str) -> list[str]:

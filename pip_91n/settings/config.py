@@ -15,6 +15,7 @@ site file ``platformdirs.site_config_path("pip-91n")/config.toml``)::
     log = "-"              # "-" = stderr, or a file path
     allow_http = ["10.0.0.5"]   # hosts that may be used over plain http
     segment_threshold = "32M"   # files this large are fetched in segments from several mirrors
+    verify = "quorum"      # a file needs a second source's hash: quorum, strict or off
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ _DEFAULTS: dict[str, Any] = {
     "log": None,
     "allow_http": [],
     "segment_threshold": DEFAULT_SEGMENT_THRESHOLD,
+    "verify": "quorum",
 }
 
 
@@ -75,6 +77,7 @@ class MirrorConfig:
     log: str | None
     allow_http: tuple[str, ...]
     segment_threshold: int
+    verify: str
     disabled: bool
     head: str | None
     pip_index: str | None
@@ -158,6 +161,7 @@ def resolve_config(
         log=values["log"],
         allow_http=values["allow_http"],
         segment_threshold=values["segment_threshold"],
+        verify=values["verify"],
         disabled=disabled(environ),
         head=head,
         pip_index=pip_index.url if pip_index else None,

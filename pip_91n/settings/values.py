@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_SEGMENT_THRESHOLD",
     "DEFAULT_TIMEOUT",
     "KEYS",
+    "VERIFY_POLICIES",
     "Source",
     "default_cache_dir",
     "parse_seconds",
@@ -49,6 +50,7 @@ KEYS: dict[str, str] = {
     "log": "PIP_91N_LOG",
     "allow_http": "PIP_91N_ALLOW_HTTP",
     "segment_threshold": "PIP_91N_SEGMENT_THRESHOLD",
+    "verify": "PIP_91N_VERIFY",
 }
 #: An example of a good value of each key, for error messages.
 EXAMPLES: dict[str, str] = {
@@ -59,7 +61,10 @@ EXAMPLES: dict[str, str] = {
     "log": 'log = "-"',
     "allow_http": 'allow_http = ["10.0.0.5"]',
     "segment_threshold": 'segment_threshold = "32M"',
+    "verify": 'verify = "quorum"',
 }
+#: ``verify``: the sources' vote on each file (see ``pip_91n.chain.agreement``).
+VERIFY_POLICIES = ("quorum", "strict", "off")
 _SIZE = r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:([kmgt])(i?)(b?)|b)?\s*"
 
 
@@ -144,6 +149,13 @@ def parse_setting(key: str, value: Any, where: Source | str) -> Any:
             return parse_size(value)
         except ValueError as exc:
             raise ConfigError(f"{where}: segment_threshold: {exc}") from None
+    if key == "verify":
+        policy = value.strip().lower() if isinstance(value, str) else None
+        if policy not in VERIFY_POLICIES:
+            raise ConfigError(f"{where}: verify must be quorum (a file needs a second source's "
+                              "agreement, else one warning), strict (else refused) or off "
+                              f"(trust each page), got {value!r}; e.g. {EXAMPLES[key]}")
+        return policy
     raise KeyError(key)
 
 

@@ -17,6 +17,7 @@ BAD = {
     "PIP_91N_HEDGE_DELAY": ("-1", "hedge_delay = 0.75"),
     "PIP_91N_SEGMENT_THRESHOLD": ("abc", "32M"),
     "PIP_91N_MIRRORS": ("nope", "known names"),
+    "PIP_91N_VERIFY": ("maybe", "quorum"),
 }
 
 

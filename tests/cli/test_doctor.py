@@ -142,3 +142,19 @@ def test_unclear_disable_value(cli: Runner, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("PIP_91N_DISABLE", "off")
     _, found = findings(cli, "--offline")
     assert not [f for f in found if "PIP_91N_DISABLE" in f["message"]]
+
+
+@pytest.mark.parametrize(("env", "level", "needle"), [
+    ({}, "ok", "pypi.org settles disagreements"),  # the auto chain
+    ({"PIP_91N_MIRRORS": "tuna,aliyun"}, "ok", "a 1:1 disagreement stops that file"),
+    ({"PIP_91N_MIRRORS": "tuna,bfsu"}, "warn", "one operator only"),  # BFSU is run by TUNA
+    ({"PIP_91N_MIRRORS": "tuna", "PIP_91N_VERIFY": "strict"}, "warn", "refuses every file"),
+    ({"PIP_91N_VERIFY": "off"}, "warn", "verify = off (PIP_91N_VERIFY)"),
+])
+def test_the_verification_policy_and_what_the_chain_makes_of_it(
+    env: dict[str, str], level: str, needle: str, cli: Runner, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    _, found = findings(cli, "--offline")
+    assert having(found, "verify", needle)["level"] == level

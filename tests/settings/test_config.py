@@ -32,6 +32,8 @@ def test_defaults() -> None:
     cfg = resolve()
     assert cfg.auto and names(cfg)[-1] == "pypi" and len(cfg.chain) == 9
     assert cfg.timeout == DEFAULT_TIMEOUT and cfg.cache_dir == CACHE and cfg.log is None
+    assert cfg.verify == "quorum"
+    assert resolve({"PIP_91N_VERIFY": " Strict "}).verify == "strict"
     assert cfg.source("mirrors") == Source("default") and str(cfg.source("timeout")) == (
         "built-in default")
 
@@ -95,6 +97,7 @@ def test_loopback_http_is_allowed_and_allow_http_opens_others() -> None:
         ({"PIP_91N_TIMEOUT": "nan"}, "positive"),
         ({"PIP_91N_TIMEOUT": "soon"}, "e.g. timeout = 5"),
         ({"PIP_91N_HEDGE_DELAY": "-0.1"}, "PIP_91N_HEDGE_DELAY: hedge_delay must be a number >= 0"),
+        ({"PIP_91N_VERIFY": "yes"}, "PIP_91N_VERIFY: verify must be quorum"),
     ],
 )
 def test_bad_env_values(env: dict[str, str], needle: str) -> None:
