@@ -16,12 +16,14 @@ model config, which keeps only the window on sliding-attention layers.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 from oss_runtime.errors import CheckpointError
 
-__all__ = ["STOP_TOKENS", "ChatReply", "HarmonyParser", "cache_kwarg", "generate", "render_prompt"]
+__all__ = ["STOP_TOKENS", "ChatReply", "HarmonyParser", "Piece", "cache_kwarg", "generate",
+           "render_prompt", "sample_tokens"]
 
 STOP_TOKENS = ("<|return|>", "<|call|>", "<|endoftext|>")
 Messages = Union[str, Sequence[Mapping[str, Any]]]
@@ -40,8 +42,26 @@ class ChatReply:
         return self.text
 
 
+class Piece(NamedTuple):
+    """A piece of a harmony message: its channel, text, recipient (``functions.get_weather`` for
+    a tool call, else None) and the message's number in the reply (0, 1, ...)."""
+
+    channel: str
+    text: str
+    recipient: str | None
+    message: int
+
+
+_RECIPIENT = re.compile(r"to=([^\s<]+)")
+
+
 class HarmonyParser:
-    """Feed generated token ids one at a time; get ``(channel, text_piece)`` events back."""
+    """Feed generated token ids one at a time; get ``(channel, text_piece)`` events back.
+
+    `feed_pieces` / `finish_pieces` give the same events as `Piece` (with the recipient a tool
+    call names in its header, ``<|channel|>commentary to=functions.f <|constrain|>json``).
+    ``recipient`` and ``messages`` say what the last opened message was addressed to and how
+    many were opened."""
 
     def __init__(self, tokenizer: Any) -> None:
         self.tok = tokenizer
@@ -58,11 +78,13 @@ class HarmonyParser:
         self.emitted = ""
         self.texts: dict[str, str] = {}
         self.done: str | None = None
+        self.recipient: str | None = None
+        self.messages = 0
 
     def _text(self, ids: list[int]) -> str:
         return str(self.tok.decode(ids, skip_special_tokens=True))
 
-    def _flush(self, final: bool) -> list[tuple[str, str]]:
+    def _flush(self, final: bool) -> list[Piece]:
         text = self._text(self.content)
         if not final and text.endswith("\ufffd"):  # a multi-byte character not complete yet
             return []
@@ -72,20 +94,30 @@ class HarmonyParser:
             return []
         channel = self.channel or "final"
         self.texts[channel] = self.texts.get(channel, "") + piece
-        return [(channel, piece)]
+        return [Piece(channel, piece, self.recipient, self.messages - 1)]
 
     def feed(self, token: int) -> list[tuple[str, str]]:
+        return [(p.channel, p.text) for p in self.feed_pieces(token)]
+
+    def finish(self) -> list[tuple[str, str]]:
+        """End of generation: flush the open message; text without any header counts as final."""
+        return [(p.channel, p.text) for p in self.finish_pieces()]
+
+    def feed_pieces(self, token: int) -> list[Piece]:
         if self.done:
             return []
         if token in self.stops:
             self.done = self.stops[token]
-            return self.finish()
+            return self.finish_pieces()
         if not self.in_message:
             if token == self.ids.get("<|message|>"):
                 header = str(self.tok.decode(self.header, skip_special_tokens=False))
                 _, found, rest = header.partition("<|channel|>")
                 words = rest.split("<|")[0].split() if found else []
                 self.channel = words[0] if words else None
+                to = _RECIPIENT.search(header)
+                self.recipient = to.group(1) if to else None
+                self.messages += 1
                 self.in_message = self.seen_message = True
                 self.content, self.emitted, self.header = [], "", []
             elif token == self.ids.get("<|start|>"):
@@ -100,13 +132,13 @@ class HarmonyParser:
         self.content.append(token)
         return self._flush(final=False)
 
-    def finish(self) -> list[tuple[str, str]]:
-        """End of generation: flush the open message; text without any header counts as final."""
+    def finish_pieces(self) -> list[Piece]:
         if self.in_message:
             self.in_message = False
             return self._flush(final=True)
         if not self.seen_message and self.header:  # the model never opened a message
             self.content, self.header, self.channel = self.header, [], "final"
+            self.messages += 1
             return self._flush(final=True)
         return []
 
@@ -123,8 +155,12 @@ def _messages(prompt: Messages, system: str | None) -> list[dict[str, Any]]:
 
 
 def render_prompt(tokenizer: Any, prompt: Messages, *, reasoning_effort: str = "medium",
-                  system: str | None = None) -> list[int]:
-    """Token ids of the harmony prompt, ending with the assistant's turn header."""
+                  system: str | None = None,
+                  tools: Sequence[Mapping[str, Any]] | None = None) -> list[int]:
+    """Token ids of the harmony prompt, ending with the assistant's turn header.
+
+    ``tools`` (OpenAI function definitions) go to the template, which renders them as the
+    ``functions`` namespace of the developer message."""
     if tokenizer is None:
         raise CheckpointError(
             "this checkpoint directory has no tokenizer (tokenizer.json / tokenizer_config.json); "
@@ -138,8 +174,9 @@ def render_prompt(tokenizer: Any, prompt: Messages, *, reasoning_effort: str = "
         raise ValueError(
             f"reasoning_effort must be 'low', 'medium' or 'high', got {reasoning_effort!r}"
         )
+    extra: dict[str, Any] = {"tools": list(tools)} if tools else {}
     out = tokenizer.apply_chat_template(_messages(prompt, system), add_generation_prompt=True,
-                                        tokenize=True, reasoning_effort=reasoning_effort)
+                                        tokenize=True, reasoning_effort=reasoning_effort, **extra)
     if isinstance(out, Mapping) or hasattr(out, "input_ids"):
         out = out["input_ids"]
     return [int(i) for i in out]
@@ -152,8 +189,14 @@ def cache_kwarg(model: Any) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
-def _tokens(model: Any, prompt_ids: list[int], max_new_tokens: int, stops: set[int],
-            temperature: float, seed: int | None) -> Iterator[int]:
+def sample_tokens(model: Any, prompt_ids: list[int], max_new_tokens: int, stops: set[int],
+                  temperature: float = 0.0, seed: int | None = 0,
+                  top_p: float = 1.0) -> Iterator[int]:
+    """Generated token ids, one per forward pass, ending after a stop token or the limit.
+
+    Greedy at ``temperature == 0``; otherwise sampled from ``softmax(logits / temperature)``,
+    cut to the smallest set of tokens whose probability reaches ``top_p`` (nucleus sampling),
+    with a generator seeded by ``seed``. Closing the iterator stops at the next token."""
     import torch
     from transformers import DynamicCache
 
@@ -168,6 +211,10 @@ def _tokens(model: Any, prompt_ids: list[int], max_new_tokens: int, stops: set[i
             last = logits[0, -1].float()
             if temperature > 0:
                 probs = torch.softmax(last.cpu() / temperature, -1)
+                if top_p < 1.0:
+                    sorted_p, order = torch.sort(probs, descending=True)
+                    keep = torch.cumsum(sorted_p, 0) - sorted_p < top_p  # always the first
+                    probs = torch.zeros_like(probs).scatter_(0, order[keep], sorted_p[keep])
                 nxt = int(torch.multinomial(probs, 1, generator=gen))
             else:
                 nxt = int(last.argmax())
@@ -190,7 +237,7 @@ def generate(model: Any, tokenizer: Any, prompt: Messages, *, max_new_tokens: in
     stops = set(parser.stops)
 
     def events() -> Iterator[tuple[str, str]]:
-        for token in _tokens(model, prompt_ids, max_new_tokens, stops, temperature, seed):
+        for token in sample_tokens(model, prompt_ids, max_new_tokens, stops, temperature, seed):
             generated.append(token)
             yield from parser.feed(token)
         yield from parser.finish()

@@ -8,9 +8,10 @@ Subcommands:
 * ``doctor [SOURCE]``: the environment and the load plan, no weights loaded;
 * ``plan SOURCE``: the plan and memory estimate from a checkpoint's headers (8/16/32 GB table);
 * ``chat [SOURCE]``: interactive streaming harmony chat on stdin/stdout;
-* ``bench [SOURCE]``: load time, time to the first token, prefill/decode tokens/s, peak RSS.
+* ``bench [SOURCE]``: load time, time to the first token, prefill/decode tokens/s, peak RSS;
+* ``serve [SOURCE]``: an OpenAI-compatible HTTP API (`oss_runtime.serve`, the ``serve`` extra).
 
-The last four live in `oss_runtime.cli_run`.
+The last five live in `oss_runtime.cli_run`.
 """
 
 from __future__ import annotations

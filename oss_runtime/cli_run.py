@@ -1,4 +1,5 @@
-"""The runtime subcommands of ``oss-runtime``: doctor, plan, chat, bench (registered by cli.py)."""
+"""The runtime subcommands of ``oss-runtime``: doctor, plan, chat, bench, serve (registered by
+cli.py)."""
 
 from __future__ import annotations
 
@@ -214,6 +215,59 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from oss_runtime.api import has_tokenizer
+    from oss_runtime.resolve import looks_like_path, resolve_source
+    from oss_runtime.serve.runner import serve
+    from oss_runtime.serve.state import ServeSettings
+
+    for flag, value, low in (("--max-queue", args.max_queue, 0), ("--max-tokens", args.max_tokens, 1),
+                             ("--max-body-bytes", args.max_body_bytes, 1024),
+                             ("--max-header-bytes", args.max_header_bytes, 1024)):
+        if value is not None and value < low:
+            print(f"oss-runtime: error: {flag} must be at least {low}, got {value}",
+                  file=sys.stderr)
+            return 2
+    source = args.source
+    if source is not None and looks_like_path(source):  # a local directory: check it now
+        path = resolve_source(source).path
+        if not has_tokenizer(path):
+            print(f"oss-runtime: error: {path} has no tokenizer (tokenizer.json or "
+                  "tokenizer_config.json): serve needs one and its chat template.",
+                  file=sys.stderr)
+            return 1
+        source = str(path)
+    settings = ServeSettings(
+        model_name=args.model_name, api_key=args.api_key or os.environ.get("OSS_RUNTIME_API_KEY")
+        or None, max_queue=args.max_queue, max_body=args.max_body_bytes,
+        max_header=args.max_header_bytes, max_tokens=args.max_tokens,
+        log_prompts=args.log_prompts)
+    return serve(settings, args.host, args.port, lambda: _load(args, source))
+
+
+def _serve_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0: any free)")
+    p.add_argument("--model-name", default="gpt-oss-20b",
+                   help="the model id clients send and /v1/models lists (default gpt-oss-20b)")
+    p.add_argument("--api-key", default=None,
+                   help="require 'Authorization: Bearer KEY' on /v1 (default: "
+                        "$OSS_RUNTIME_API_KEY; none: no key)")
+    p.add_argument("--max-queue", type=int, default=16,
+                   help="requests that may wait behind the running one; more get 503 (default 16)")
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="default and ceiling of a request's max_tokens (default: the context)")
+    p.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024,
+                   help="largest request body; larger gets 413 (default 4 MiB)")
+    p.add_argument("--max-header-bytes", type=int, default=16 * 1024,
+                   help="largest request line + headers; larger gets 431 (default 16 KiB)")
+    p.add_argument("--log-prompts", action="store_true",
+                   help="add each request's messages to its log line (off: no prompt text)")
+
+
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser("doctor", help="environment and load plan (no weights loaded)")
     p.add_argument(
@@ -226,7 +280,8 @@ def add_parsers(sub: Any) -> None:
     _load_options(p)
     p.set_defaults(func=_cmd_plan)
     for name, func, text in (("chat", _cmd_chat, "interactive streaming chat (reads stdin)"),
-                             ("bench", _cmd_bench, "load time, peak RSS, prefill/decode tokens/s")):
+                             ("bench", _cmd_bench, "load time, peak RSS, prefill/decode tokens/s"),
+                             ("serve", _cmd_serve, "an OpenAI-compatible HTTP API (FastAPI)")):
         p = sub.add_parser(name, help=text)
         p.add_argument(
             "source",
@@ -248,6 +303,8 @@ def add_parsers(sub: Any) -> None:
             p.add_argument(
                 "--show-analysis", action="store_true", help="print the analysis channel to stderr"
             )
+        elif name == "serve":
+            _serve_options(p)
         else:
             p.add_argument("--prompt-tokens", type=int, default=32)
             p.add_argument("--new-tokens", type=int, default=8)
