@@ -24,7 +24,8 @@ FLOORS = {
     "pip_91n": 0, "pip_91n.errors": 0, "pip_91n._urls": 0, "pip_91n.filelock": 0,
     "pip_91n._statefile": 0, "pip_91n._startup": 0,
     "pip_91n.settings": 1, "pip_91n.index": 2, "pip_91n.net": 2, "pip_91n.downloads": 3,
-    "pip_91n.chain": 4, "pip_91n.hook": 5, "pip_91n.cli": 5, "pip_91n.__main__": 6,
+    "pip_91n.chain": 4, "pip_91n.hook": 5, "pip_91n.serve": 5, "pip_91n.cli": 5,
+    "pip_91n.__main__": 6,
 }
 MAX_LINES = 400
 

@@ -5,6 +5,10 @@ settings when they differ from the default; machine-local ``cache_dir`` and ``lo
 ``--all``). uv cannot load the pip hook, so ``uv`` and ``uv-toml`` print the closest uv
 equivalent instead: the best-ranked mirrors as ``UV_INDEX`` / ``UV_DEFAULT_INDEX`` (or
 ``[[index]]`` tables), best first. Passwords in index URLs are never printed.
+
+With ``--serve URL`` (a running ``pip-91n serve``) every format points its tool at that one
+index instead, failover included: ``uv``, ``uv-toml``, ``poetry`` (a ``[[tool.poetry.source]]``),
+``pdm``, ``pip`` (a pip without pip-91n), and the shell/Dockerfile/CI formats for all of them.
 """
 
 from __future__ import annotations
@@ -18,7 +22,11 @@ from pip_91n.cli.output import EXIT_OK, Output, UsageError
 from pip_91n.settings.catalog import Catalog, Mirror
 from pip_91n.settings.config import MirrorConfig
 
-__all__ = ["env_variables", "render", "run", "uv_mirrors"]
+__all__ = ["SERVE_ONLY", "env_variables", "render", "render_serve", "run", "serve_url",
+           "uv_mirrors"]
+
+#: Formats that only make sense for a server (``--serve URL``).
+SERVE_ONLY = ("poetry", "pdm", "pip")
 
 _LOCAL = {"cache_dir", "log"}
 
@@ -135,12 +143,107 @@ def render_uv_toml(mirrors: list[Mirror], secrets: list[str], how: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def serve_url(raw: str) -> str:
+    """The simple-index URL of a ``pip-91n serve`` given as ``--serve`` (``/simple/``
+    added to a bare ``http://host:port``). ``UsageError`` for anything else."""
+    from urllib.parse import urlsplit
+
+    text = raw.strip()
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        parts = parts._replace(netloc="")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+            or parts.fragment or "@" in parts.netloc or any(c.isspace() for c in text):
+        from pip_91n._urls import redact_text
+
+        raise UsageError(f"--serve {redact_text(raw)!r}: give the URL `pip-91n serve` printed "
+                         "(no password: the server needs none), e.g. "
+                         "http://127.0.0.1:3144/simple/")
+    path = parts.path or "/"
+    if path == "/":
+        path = "/simple/"
+    if not path.endswith("/"):
+        path += "/"
+    return parts._replace(path=path).geturl()
+
+
+def _trusted_host(url: str) -> str | None:
+    """pip ignores a plain-http index unless its host is trusted (loopback always is)."""
+    from urllib.parse import urlsplit
+
+    from pip_91n._urls import is_loopback
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme != "http" or is_loopback(host):
+        return None
+    return host + (f":{parts.port}" if parts.port else "")
+
+
+def serve_variables(url: str, fmt: str) -> dict[str, str]:
+    """The variables that point ``fmt``'s tools at the server ``url``."""
+    pip = {"PIP_INDEX_URL": url}
+    trusted = _trusted_host(url)
+    if trusted:
+        pip["PIP_TRUSTED_HOST"] = trusted
+    if fmt == "uv":
+        return {"UV_DEFAULT_INDEX": url}
+    if fmt == "pdm":
+        return {"PDM_PYPI_URL": url}
+    if fmt == "pip":
+        return pip
+    return {**pip, "UV_DEFAULT_INDEX": url, "PDM_PYPI_URL": url}
+
+
+def render_serve(fmt: str, url: str) -> tuple[dict[str, str], str]:
+    """(variables, text) that point ``fmt`` at the server ``url``."""
+    variables = serve_variables(url, fmt)
+    head = f"# pip-91n serve at {url}: failover, cache and verified files for every tool"
+    if fmt == "poetry":
+        text = "\n".join([
+            f"{head}\n# pyproject.toml (or: poetry source add --priority=primary pip-91n {url})",
+            "[[tool.poetry.source]]", 'name = "pip-91n"', f"url = {json.dumps(url)}",
+            'priority = "primary"']) + "\n"
+        return {}, text
+    if fmt == "uv-toml":
+        text = "\n".join([f"{head}\n# uv.toml (in pyproject.toml: [[tool.uv.index]])",
+                          "[[index]]", 'name = "pip-91n"', f"url = {json.dumps(url)}",
+                          "default = true"]) + "\n"
+        return {"UV_DEFAULT_INDEX": url}, text
+    if fmt in ("uv", "pdm", "pip"):
+        lines = [head] + [f"export {k}={shlex.quote(v)}" for k, v in variables.items()]
+        if fmt == "pdm":
+            lines.append(f"# or, once per machine: pdm config pypi.url {url}")
+        if fmt == "pip":
+            lines.append(f"# or, in pip.conf: [global] index-url = {url}")
+        return variables, "\n".join(lines) + "\n"
+    return variables, render(fmt, variables).replace(
+        "pip-91n settings", "pip-91n serve settings", 1)
+
+
 def run(args: argparse.Namespace, out: Output) -> int:
     from pip_91n.settings.catalog import load_catalog
     from pip_91n.settings.config import load_config
 
     if args.count < 1:
         raise UsageError("--count must be at least 1")
+    if args.serve is not None:
+        url = serve_url(args.serve)
+        variables, text = render_serve(args.format, url)
+        if _trusted_host(url) and args.format not in ("uv", "uv-toml", "poetry", "pdm"):
+            out.note("plain http to another machine: pip needs PIP_TRUSTED_HOST for it; "
+                     "prefer https (a TLS reverse proxy in front of pip-91n serve)")
+        if out.json_mode:
+            out.json({"format": args.format, "serve": url, "variables": variables,
+                      "text": text})
+        else:
+            out.stream.write(text)
+        return EXIT_OK
+    if args.format in SERVE_ONLY:
+        raise UsageError(f"--format {args.format} needs --serve URL: {args.format} cannot load "
+                         "the pip-91n hook; run `pip-91n serve` and point it there")
     catalog = load_catalog()
     config = load_config(catalog=catalog)
     secrets: list[str] = []

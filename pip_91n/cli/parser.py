@@ -26,11 +26,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "stores the ranking"),
     "use": ("pip_91n.cli.config", "set the mirror chain in the user config file"),
     "config": ("pip_91n.cli.config", "show, get, set or unset pip-91n settings"),
-    "env": ("pip_91n.cli.env", "print settings for a shell, Dockerfile, CI or uv"),
+    "env": ("pip_91n.cli.env", "print settings for a shell, Dockerfile, CI, uv, or (with "
+            "--serve) poetry, pdm and pip pointed at pip-91n serve"),
     "doctor": ("pip_91n.cli.doctor", "diagnose the installation, pip config, mirrors and "
                "cache; exits 1 when something is wrong"),
     "cache": ("pip_91n.cli.cache", "list or purge partial downloads and mirror health state"),
     "verify": ("pip_91n.cli.verify", "check installed files against their RECORD sha256"),
+    "serve": ("pip_91n.cli.serve", "serve the mirror chain as a local simple index for uv, "
+              "poetry, pdm, pip and CI (needs pip-91n[serve])"),
 }
 
 
@@ -95,8 +98,11 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     elif name == "env":
         p.add_argument("--format", "-f", default="shell",
                        choices=("shell", "dockerfile", "github-actions", "gitlab-ci", "uv",
-                                "uv-toml"),
-                       help="output syntax (default shell)")
+                                "uv-toml", "poetry", "pdm", "pip"),
+                       help="output syntax (default shell); poetry, pdm and pip need --serve")
+        p.add_argument("--serve", default=None, metavar="URL",
+                       help="point the tool at a running `pip-91n serve` (its URL, e.g. "
+                            "http://127.0.0.1:3144/simple/) instead of at the mirrors")
         p.add_argument("--all", action="store_true",
                        help="also include machine-local settings (cache_dir, log)")
         p.add_argument("--count", type=int, default=3, metavar="N",
@@ -117,6 +123,17 @@ def _add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         pg.add_argument("--partials", action="store_true", help="only the partial downloads")
         pg.add_argument("--health", action="store_true",
                         help="only the health state and the auto ranking")
+    elif name == "serve":
+        p.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1: this machine only)")
+        p.add_argument("--port", type=int, default=3144,
+                       help="port to listen on (default 3144; 0 picks a free one)")
+        p.add_argument("--cache-dir", default=None, metavar="DIR",
+                       help="where files and last good pages are kept (default: "
+                            "<PIP_91N_CACHE_DIR>/serve)")
+        p.add_argument("--max-cache", default="10G", metavar="SIZE",
+                       help="most bytes of files kept, least recently used out first "
+                            "(default 10G; K/M/G/T)")
     elif name == "verify":
         p.add_argument("packages", nargs="*", metavar="PKG",
                        help="distributions to check (default: all installed)")

@@ -131,3 +131,47 @@ def test_uv_probe_of_an_explicit_chain_leaves_out_a_dead_mirror(
     assert dead.simple_url in str(plain)  # no probe: as configured
     probed = cli("env", "--format", "uv", "--probe", "--json").json["variables"]
     assert probed == {"UV_DEFAULT_INDEX": good.simple_url}
+
+
+SERVE = "http://127.0.0.1:3144/simple/"
+
+
+@pytest.mark.parametrize("given", ["http://127.0.0.1:3144", "http://127.0.0.1:3144/simple",
+                                   SERVE])
+def test_serve_url_is_completed(cli: Runner, given: str) -> None:
+    assert cli("env", "--format", "uv", "--serve", given, "--json").json["serve"] == SERVE
+
+
+@pytest.mark.parametrize("fmt", ["shell", "uv", "pdm", "pip"])
+def test_serve_lines_sourced_by_bash(cli: Runner, fmt: str) -> None:
+    r = cli("env", "--format", fmt, "--serve", SERVE)
+    assert r.code == 0
+    out = subprocess.run(["bash", "-c", r.out + "env"], capture_output=True, text=True,
+                         check=True, env={"PATH": "/usr/bin:/bin"}).stdout
+    wanted = {"uv": ["UV_DEFAULT_INDEX"], "pdm": ["PDM_PYPI_URL"], "pip": ["PIP_INDEX_URL"],
+              "shell": ["PIP_INDEX_URL", "UV_DEFAULT_INDEX", "PDM_PYPI_URL"]}[fmt]
+    for var in wanted:
+        assert f"{var}={SERVE}" in out.splitlines()
+    assert "PIP_TRUSTED_HOST" not in out  # loopback: pip trusts it already
+
+
+def test_serve_toml_formats(cli: Runner) -> None:
+    poetry = tomllib.loads(cli("env", "--format", "poetry", "--serve", SERVE).out)
+    assert poetry == {"tool": {"poetry": {"source": [
+        {"name": "pip-91n", "url": SERVE, "priority": "primary"}]}}}
+    uv = tomllib.loads(cli("env", "--format", "uv-toml", "--serve", SERVE).out)
+    assert uv == {"index": [{"name": "pip-91n", "url": SERVE, "default": True}]}
+
+
+def test_serve_over_plain_http_to_another_host_needs_a_trusted_host(cli: Runner) -> None:
+    r = cli("env", "--format", "dockerfile", "--serve", "http://build-cache:3144/simple/")
+    assert 'ENV PIP_TRUSTED_HOST="build-cache:3144"' in r.out and "https" in r.err
+
+
+@pytest.mark.parametrize("args", [["--format", "poetry"], ["--format", "pdm"],
+                                  ["--format", "pip"], ["--serve", "ftp://host/simple/"],
+                                  ["--serve", "http://u:pw@host/simple/"],
+                                  ["--serve", "not a url"], ["--serve", "http://h:99999/"]])
+def test_serve_mistakes_are_usage_errors(cli: Runner, args: list[str]) -> None:
+    r = cli("env", *args)
+    assert r.code == 2 and "pw" not in r.err and r.out == ""

@@ -44,7 +44,10 @@ def test_three_mirrors_the_majority_wins_and_the_liar_is_named(
     liar = mirror_factory(evil, name="liar")
     good = [mirror_factory(real, name=f"good{i}") for i in (1, 2)]
     env = chain_env(sealed_env, [liar, *good])
-    _, _, err = pip_install(shared_venv, env, tmp_path / "t", "app")
+    secret = liar.simple_url.replace("http://", "http://user:CANARY-pw@", 1)
+    env["PIP_91N_MIRRORS"] = env["PIP_91N_MIRRORS"].replace(liar.simple_url, secret)
+    _, out, err = pip_install(shared_venv, env, tmp_path / "t", "app")
+    assert "CANARY-pw" not in out + err
     assert installed(tmp_path / "t") == NEWEST
     assert not (tmp_path / "t" / "lib_c" / "backdoor.py").exists()
     named = [ln for ln in err.splitlines() if ln.startswith("pip-91n:") and TAMPERED in ln]
@@ -80,9 +83,9 @@ def test_the_users_hash_pin_settles_a_split_and_wins(
     assert not (tmp_path / "t" / "lib_c" / "backdoor.py").exists()
     body = (tmp_path / "t" / "lib_c-2.0.dist-info" / "RECORD").read_text()
     assert "backdoor" not in body
-    # pinned to the liar's hash, pip's own check still refuses the real file: pins win
+    # a pin no source lists: pip's own hash check refuses whatever comes (pins win)
     req.write_text(f"lib-c==2.0 --hash=sha256:{hashlib.sha256(b'other').hexdigest()}\n")
-    code, _, err = pip_install(shared_venv, env, tmp_path / "u", "--require-hashes", "-r",
+    code, _, _ = pip_install(shared_venv, env, tmp_path / "u", "--require-hashes", "-r",
                                str(req), check=False)
     assert code != 0 and not (tmp_path / "u" / "lib_c").exists()
 

@@ -1,0 +1,149 @@
+"""Real clients through ``pip-91n serve``: uv (the binary), pip in a venv without pip-91n,
+pip-tools, with the harness's faulty mirrors behind the server."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.harness import (
+    BlackHole,
+    MirrorFactory,
+    PackageIndex,
+    ServerError,
+    Stale,
+    Throttle,
+    Venv,
+    WheelSpec,
+    build_index,
+    create_venv,
+)
+from tests.hook.helpers import installed
+from tests.serve.conftest import UV, ServeFactory, start_server, uv_install
+
+NEWEST = {"app": "2.0", "lib-a": "2.0", "lib-b": "2.0", "lib-c": "2.0"}
+
+
+def _installed(venv: Path) -> dict[str, str]:
+    out = {}
+    for d in venv.glob("lib/python*/site-packages/*.dist-info"):
+        name, _, version = d.name[: -len(".dist-info")].rpartition("-")
+        out[name.lower().replace("_", "-")] = version
+    return {k: v for k, v in out.items() if k in NEWEST}
+
+
+def _ok(proc: subprocess.CompletedProcess[str]) -> None:
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+
+
+@pytest.mark.skipif(not UV.exists(), reason="the uv binary is not installed")
+def test_uv_through_a_black_holed_head_and_a_503(serve: ServeFactory, mirrors, dep_tree,
+                                                 tmp_path: Path, sealed_env) -> None:
+    ms = mirrors(dep_tree, [BlackHole(hold=10), ServerError(), None])
+    served = serve(ms)
+    _ok(uv_install(tmp_path, sealed_env, served.url, "app"))
+    assert _installed(tmp_path / "uv-venv") == NEWEST
+    assert ms[2].stats().count("file") == 4
+
+
+@pytest.mark.skipif(not UV.exists(), reason="the uv binary is not installed")
+def test_uv_exact_pin_behind_a_stale_head(serve: ServeFactory, mirrors, dep_tree,
+                                          tmp_path: Path, sealed_env) -> None:
+    ms = mirrors(dep_tree, [Stale(), None])
+    served = serve(ms)
+    _ok(uv_install(tmp_path, sealed_env, served.url, "app==2.0", "lib-c==2.0"))
+    assert _installed(tmp_path / "uv-venv") == NEWEST
+    assert "newer than" in served.log()
+
+
+@pytest.mark.skipif(not UV.exists(), reason="the uv binary is not installed")
+def test_offline_rebuild_when_every_mirror_is_down(mirrors, dep_tree, tmp_path: Path,
+                                                   sealed_env) -> None:
+    ms = mirrors(dep_tree, 2)
+    cache = tmp_path / "serve-cache"
+    first = start_server(tmp_path / "s1", sealed_env, ms, cache_dir=cache)
+    try:
+        _ok(uv_install(tmp_path / "online", sealed_env, first.url, "app"))
+    finally:
+        assert first.stop() == 0
+    for m in ms:
+        m.stop()
+    second = start_server(tmp_path / "s2", sealed_env, ms, cache_dir=cache)  # a reboot, say
+    try:
+        page = httpx.get(second.url + "app/")
+        assert page.status_code == 200 and "110" in page.headers["warning"]
+        assert page.headers["cache-control"] == "no-store" and page.headers["x-pip-91n-stale"]
+        _ok(uv_install(tmp_path / "offline", sealed_env, second.url, "app"))
+        assert _installed(tmp_path / "offline" / "uv-venv") == NEWEST
+        assert "every mirror failed" in second.log()
+    finally:
+        assert second.stop() == 0
+
+
+def test_pip_without_pip_91n(serve: ServeFactory, mirrors, dep_tree, bare_venv: Venv,
+                             tmp_path: Path, sealed_env) -> None:
+    served = serve(mirrors(dep_tree, [ServerError(), None]))
+    proc = bare_venv.pip("install", "--index-url", served.url, "--no-cache-dir", "--target",
+                         str(tmp_path / "t"), "app==2.0", env=sealed_env, check=False)
+    _ok(proc)
+    assert installed(tmp_path / "t") == NEWEST
+
+
+@pytest.mark.slow
+def test_pip_compile(serve: ServeFactory, mirrors, dep_tree, wheelhouse: Path,
+                     tmp_path: Path, sealed_env) -> None:
+    if not any(wheelhouse.glob("pip_tools-*.whl")):
+        pytest.fail(f"the wheelhouse {wheelhouse} has no pip-tools; fill it with: "
+                    "python -m tests.harness.wheelhouse", pytrace=False)
+    venv = create_venv(tmp_path / "tools", wheelhouse=wheelhouse)
+    venv.pip("install", "--no-index", "--find-links", str(wheelhouse), "-q", "pip-tools")
+    served = serve(mirrors(dep_tree, [BlackHole(hold=10), None]))
+    (tmp_path / "requirements.in").write_text("app\nlib-a<2\n")
+    proc = venv.run(venv.script("pip-compile"), "--index-url", served.url, "--no-header",
+                    "--no-annotate", "--cache-dir", str(tmp_path / "pc-cache"),
+                    "-o", str(tmp_path / "requirements.txt"), str(tmp_path / "requirements.in"),
+                    env=sealed_env, check=False, cwd=tmp_path, timeout=180)
+    _ok(proc)
+    pins = (tmp_path / "requirements.txt").read_text()
+    for line in ("app==2.0", "lib-a==1.0", "lib-b==2.0", "lib-c==2.0"):
+        assert line in pins
+
+
+@pytest.mark.slow
+def test_four_clients_of_one_50_mb_file_cost_one_copy(serve: ServeFactory,
+                                                      mirror_factory: MirrorFactory,
+                                                      tmp_path: Path) -> None:
+    idx: PackageIndex = build_index(tmp_path / "w", [WheelSpec("fat", "1.0",
+                                                               payload_size=50_000_000)])
+    ms = [mirror_factory(idx, Throttle(rate=40_000_000, kind="file"), name=f"m{i}")
+          for i in range(2)]
+    served = serve(ms)
+    page = httpx.get(served.url + "fat/", headers={"Accept": "application/vnd.pypi.simple."
+                                                             "v1+json"}).json()
+    link = httpx.URL(served.url + "fat/").join(page["files"][0]["url"])
+    want = page["files"][0]["hashes"]["sha256"]
+    digests: list[str] = []
+    start = threading.Barrier(4, timeout=20)
+
+    def client() -> None:
+        start.wait()
+        h = hashlib.sha256()
+        with httpx.stream("GET", link, timeout=60) as resp:
+            for chunk in resp.iter_bytes():
+                h.update(chunk)
+        digests.append(h.hexdigest())
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert digests == [want] * 4
+    size = idx.files("fat")[0].size
+    upstream = sum(m.stats().bytes_by_file.get(idx.files("fat")[0].filename, 0) for m in ms)
+    assert upstream <= 1.05 * size, (upstream, size)
