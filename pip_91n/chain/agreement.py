@@ -76,13 +76,14 @@ class Agreement:
 
     # -- pages -----------------------------------------------------------------------------
 
-    def page(self, res: Resource, race: Callable[[frozenset[str]], Fetched]) -> Fetched:
-        """The page of ``res`` from ``race(skip)``, raced again without any mirror whose page
-        lost a vote."""
+    def page(self, res: Resource, race: Callable[[frozenset[str]], Fetched],
+             skip: frozenset[str] = frozenset()) -> Fetched:
+        """The page of ``res`` from ``race(lost)``, raced again without any mirror whose page
+        lost a vote (``skip``: mirrors the race does not ask anyway)."""
         if self.lone:
             return race(frozenset(self.distrusted))
         project = res.project or ""
-        head = next(iter(self._live()), None)
+        head = next((m for m in self._live() if m.name not in skip), None)
         witnesses = self._witnesses(head)
         if witnesses:
             self._start(witnesses[0], project)
@@ -129,15 +130,14 @@ class Agreement:
                     hedge_at = now + self.hedge_delay
                     continue
                 self._cond.wait(max(0.005, min(deadline, hedge_at) - now))
-        lost = False
         for filename, v in votes.items():
             if v.kind in ("agreed", "outvoted") and v.winner:
                 self.files.decide(filename, v.winner)
-                for mirror in v.dissent:
-                    mine = self.files.listings(filename).get(mirror, "")
-                    self._demote(mirror, filename, mine, v)
-                lost = lost or served in v.dissent
-        return lost
+                listings = self.files.listings(filename)
+                for mirror in {*v.dissent, *([served] if v.kind == "outvoted" else [])}:
+                    self._demote(mirror, filename, listings.get(mirror, ""), v)
+        # lost this vote, or another one running beside it (a concurrent page of the project)
+        return served in self.distrusted
 
     def _page_votes(self, project: str, served: str) -> dict[str, Vote]:
         out: dict[str, Vote] = {}

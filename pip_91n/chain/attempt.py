@@ -142,6 +142,16 @@ class _Fail(Exception):
         self.kind, self.reason, self.status = kind, reason, status
 
 
+def _parse(got: Fetched) -> ProjectPage:
+    """The project page ``got`` holds; a page that cannot be read is the mirror's fault."""
+    try:
+        return parse_page(got.body or b"", got.url, got.headers.get("content-type"),
+                          got.headers)
+    except ValueError as exc:
+        got.close()
+        raise _Fail("fault", f"unreadable page: {exc}", got.status) from exc
+
+
 def _mime(headers: dict[str, str]) -> str:
     return headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
@@ -192,7 +202,7 @@ class Attempter:
                ) -> tuple[OutcomeKind, str]:
         if res.kind != KIND_PAGE or got.body is None or res.project is None:
             return "ok", ""
-        page = parse_page(got.body, got.url, got.headers.get("content-type"), got.headers)
+        page = _parse(got)
         self.files.learn(mirror.name, page, res.project)
         verdict = judge_page(
             seen_serial=self.serials.seen(res.project), serial=page.serial,
@@ -216,8 +226,7 @@ class Attempter:
             headers.append(("user-agent", user_agent))
         got = self._fetch(mirror, url, headers, page_res, state)
         got.close()
-        page = parse_page(got.body or b"", got.url, got.headers.get("content-type"),
-                          got.headers)
+        page = _parse(got)
         self.files.learn(mirror.name, page, project)
         return page
 

@@ -157,12 +157,16 @@ class Failover:
 
     # -- the race --------------------------------------------------------------------------
 
-    def serve(self, resource: Resource, ask: Ask) -> Fetched:
+    def serve(self, resource: Resource, ask: Ask, *, skip: frozenset[str] = frozenset()
+              ) -> Fetched:
         """The first good mirror's verified answer to ``ask`` (a chain ``resource``); a
-        project page must also win the sources' vote (``agreement``)."""
+        project page must also win the sources' vote (``agreement``). ``skip`` names mirrors
+        not to ask (``pip-91n serve`` asks the mirrors behind the head for a second opinion
+        on a page)."""
         if self.agreement is not None and resource.kind == KIND_PAGE and resource.project:
-            return self.agreement.page(resource, lambda skip: self._race(resource, ask, skip))
-        return self._race(resource, ask, frozenset())
+            return self.agreement.page(
+                resource, lambda lost: self._race(resource, ask, lost | skip), skip)
+        return self._race(resource, ask, skip)
 
     def _race(self, resource: Resource, ask: Ask, skip: frozenset[str]) -> Fetched:
         chain = [m for m in self.chain if m.name not in skip]

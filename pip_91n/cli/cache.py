@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from pip_91n.cli.output import EXIT_OK, Output
-from pip_91n.cli.status import ago, health_rows, health_text, size_text
+from pip_91n.cli.status import ago, health_rows, health_text
+from pip_91n.settings.values import size_text
 
 __all__ = ["run"]
 

@@ -13,8 +13,9 @@ from typing import Any
 from pip_91n.cli.output import EXIT_OK, Output
 from pip_91n.settings.catalog import Mirror
 from pip_91n.settings.config import MirrorConfig
+from pip_91n.settings.values import size_text
 
-__all__ = ["ago", "effective_chain", "health_rows", "health_text", "run", "size_text"]
+__all__ = ["ago", "effective_chain", "health_rows", "health_text", "run"]
 
 
 def effective_chain(config: MirrorConfig, *, probe: bool = False
@@ -130,11 +131,3 @@ def run(args: argparse.Namespace, out: Output) -> int:
     if config.disabled:
         out.line("PIP_91N_DISABLE is set: pip runs as if pip-91n were not installed", "warn")
     return EXIT_OK
-
-
-def size_text(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return ""  # pragma: no cover

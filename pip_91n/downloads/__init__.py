@@ -16,7 +16,8 @@ The public API (imported on first use, so ``import pip_91n.downloads`` stays lig
 Inside: ``api`` (the calls), ``options``, ``engine`` (lock → reuse → fetch → verify → keep),
 ``workers`` (sources and ranges), ``state`` (what they share), ``stream`` (readers),
 ``files`` (pread, pwrite, hashing, moving into place), ``resume`` (pip's resume rules),
-``segments`` (range bookkeeping), ``partials`` (the cache dir's entries).
+``segments`` (range bookkeeping), ``partials`` (the cache dir's entries), ``small`` (one GET
+into memory for a small file of known size, before the engine is needed).
 """
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ from typing import IO, TYPE_CHECKING, Any
 
 from pip_91n.downloads.api import open_stream
 from pip_91n.downloads.options import DownloadOptions
+from pip_91n.downloads.small import fetch_small
 from pip_91n.errors import DownloadFailed
 from pip_91n.hook.shim import ChainShim
-from pip_91n.hook.small_files import fetch_small
 from pip_91n.index.routing import Resource
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class EngineBody(io.RawIOBase):
 
     def _fast(self) -> int | None:
         """Small files that arrive verified anyway, of a size a page named: one GET from
-        the first candidate in this thread (``small_files.fetch_small``). Their size, or None
+        the first candidate in this thread (``pip_91n.downloads.small``). Their size, or None
         when the engine has to do it (it then reuses, resumes and fails over as usual)."""
         known = self.shim.known_file(self.res.filename or "")
         size = known.size if known is not None else None

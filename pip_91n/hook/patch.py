@@ -53,11 +53,11 @@ _SEND_PARAMS = ("self", "request", "stream", "timeout", "verify", "cert", "proxi
 #: failed-over files) and ``packaging`` (exact pins).
 PREIMPORT = (
     "pip_91n.hook.adapter", "pip_91n.hook.bodies", "pip_91n.hook.pool", "pip_91n.hook.shim",
-    "pip_91n.hook.small_files",
-    "pip_91n.chain.attempt", "pip_91n.chain.failover", "pip_91n.chain.health",
-    "pip_91n.chain.memory", "pip_91n.chain.ranking", "pip_91n.chain.requestlog",
+    "pip_91n.chain.agreement", "pip_91n.chain.attempt", "pip_91n.chain.failover",
+    "pip_91n.chain.health", "pip_91n.chain.memory", "pip_91n.chain.quorum",
+    "pip_91n.chain.ranking", "pip_91n.chain.requestlog", "pip_91n.chain.session",
     "pip_91n.chain.workers",
-    "pip_91n.downloads.api", "pip_91n.downloads.files", "pip_91n.downloads.options",
+    "pip_91n.downloads.api", "pip_91n.downloads.small", "pip_91n.downloads.files", "pip_91n.downloads.options",
     "pip_91n.downloads.partials", "pip_91n.downloads.resume", "pip_91n.downloads.segments",
     "pip_91n.index.pages", "pip_91n.index.routing", "pip_91n.index.staleness",
     "pip_91n.net.wire", "pip_91n.filelock", "pip_91n._statefile", "encodings.idna",

@@ -1,10 +1,11 @@
 """Files of the local index: every one passes ``FileServer.release_file`` (the gate), then
 comes from the cache, or from the download engine through a single flight.
 
-Downloads use the hook's pieces: candidates and look-ups from ``ChainShim`` (each mirror's
-copy of the file, healthiest first), ``pip_91n.downloads.open_stream`` (multi-source
-segments, resume across runs and mirrors, failover, sha256 before the last byte), and the
-shim's health and request log. PEP 658 metadata comes through the chain's ``Failover`` and
+Downloads use the pieces the hook uses: candidates and look-ups from the
+``ChainSession`` (each mirror's copy of the file, healthiest first), the small-file fast path
+(``pip_91n.downloads.small``), ``pip_91n.downloads.open_stream`` (multi-source segments,
+resume across runs and mirrors, failover, sha256 before the last byte), and the session's
+health and request log. PEP 658 metadata comes through the chain's ``Failover`` and
 is checked against the hash the page named.
 """
 
@@ -20,8 +21,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from pip_91n.chain.attempt import Ask, Fetched
+from pip_91n.downloads.small import fetch_small
 from pip_91n.errors import AllMirrorsFailed, DownloadFailed
-from pip_91n.hook.small_files import fetch_small
 from pip_91n.index.routing import KIND_FILE, KIND_METADATA, Resource
 from pip_91n.serve.flights import Flights, Reader, Sink
 from pip_91n.serve.simple import Entry, Page

@@ -21,6 +21,7 @@ from typing import Any
 from pip_91n._urls import is_loopback
 from pip_91n.serve.accesslog import AccessLog
 from pip_91n.settings.config import MirrorConfig
+from pip_91n.settings.values import size_text
 
 __all__ = [
     "DEFAULT_HOST",
@@ -91,7 +92,7 @@ def _wire() -> Any:
 #: Imported at start-up, not by the first requests (which would queue behind the import
 #: lock): the download engine, the version parser, the HTML parser, the thread pool.
 PREIMPORT = ("pip_91n.downloads.api", "pip_91n.downloads.engine", "pip_91n.downloads.stream",
-             "pip_91n.downloads.workers", "pip_91n.hook.small_files", "packaging.version",
+             "pip_91n.downloads.workers", "pip_91n.downloads.small", "packaging.version",
              "packaging.utils", "html.parser", "anyio.to_thread", "pip_91n.serve.roots")
 
 
@@ -118,7 +119,7 @@ def build_app(config: MirrorConfig, options: ServeOptions, *,
     cache = FileCache(root, options.max_cache)
     app = ServeApp(chain, FileServer(chain, cache, Flights(cache)), access)
     note(f"chain: {', '.join(m.name for m in chain.shim.chain)}; cache {root} "
-         f"(at most {options.max_cache} bytes of files, {cache.total} in use)")
+         f"(files: at most {size_text(options.max_cache)}, {size_text(cache.total)} in use)")
     return app
 
 

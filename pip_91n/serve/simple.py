@@ -1,6 +1,7 @@
 """Project pages of the local index, as pure functions: an upstream page (PEP 503 HTML or
-PEP 691 JSON, from whichever mirror) parsed into ``Entry`` values, and rendered again as
-HTML or JSON whose file links point back at the server (``pip_91n.serve.paths``).
+PEP 691 JSON, from whichever mirror, read by ``pip_91n.index.pages``) as ``Entry`` values,
+rendered again as HTML or JSON whose file links point back at the server
+(``pip_91n.serve.paths``).
 
 Everything a resolver needs survives the trip: sha256, ``requires-python``, yanked (and
 its reason), PEP 658/714 core metadata (``data-core-metadata`` and the older
@@ -13,12 +14,9 @@ from __future__ import annotations
 
 import html
 import json
-from html.parser import HTMLParser
 from typing import Any, NamedTuple
-from urllib.parse import unquote, urljoin, urlsplit
 
-from pip_91n._urls import split_sha256
-from pip_91n.index.pages import JSON_TYPE, parse_serial
+from pip_91n.index.pages import parse_page
 from pip_91n.serve.paths import file_link
 
 __all__ = ["HTML_TYPE", "Entry", "Page", "fresher", "parse_upstream", "render_html",
@@ -65,104 +63,20 @@ class Page(NamedTuple):
         return versions_in(e.filename for e in self.entries)
 
 
-def _metadata(value: Any) -> str | None:
-    """PEP 658/714 metadata from an HTML attribute value or a JSON value."""
-    if value is None or value is False:
-        return None
-    if isinstance(value, dict):
-        sha = value.get("sha256")
-        return sha.lower() if isinstance(sha, str) else ""
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lower() == "true" or not text:
-            return "" if text.lower() == "true" else None
-        name, _, digest = text.partition("=")
-        return digest.lower() if name.lower() == "sha256" and digest else ""
-    return "" if value is True else None
-
-
-def _filename(url: str) -> str:
-    return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-
-
-class _Links(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.links: list[dict[str, str | None]] = []
-        self.title: str = ""
-        self._in_title = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self.links.append(dict(attrs))
-        self._in_title = tag == "title"
-
-    def handle_data(self, data: str) -> None:
-        if self._in_title:
-            self.title += data
-
-    def handle_endtag(self, tag: str) -> None:
-        self._in_title = False
-
-
-def _from_html(body: bytes, base: str) -> tuple[str, list[Entry]]:
-    parser = _Links()
-    parser.feed(body.decode("utf-8", "replace"))
-    parser.close()
-    out: list[Entry] = []
-    for a in parser.links:
-        href = a.get("href")
-        if not href:
-            continue
-        url, sha = split_sha256(urljoin(base, href))
-        meta = a.get("data-core-metadata", a.get("data-dist-info-metadata"))
-        yanked: bool | str = False
-        if "data-yanked" in a:
-            yanked = a.get("data-yanked") or True
-        out.append(Entry(_filename(url), sha, a.get("data-requires-python") or None, yanked,
-                         _metadata(meta)))
-    title = parser.title.strip()
-    return title.removeprefix("Links for ").strip(), out
-
-
-def _from_json(body: bytes, base: str) -> tuple[str, list[Entry]]:
-    data = json.loads(body)
-    if not isinstance(data, dict):
-        raise ValueError("a PEP 691 page is a JSON object")
-    out: list[Entry] = []
-    for item in data.get("files", []):
-        if not isinstance(item, dict) or not isinstance(item.get("url"), str):
-            continue
-        url, sha = split_sha256(urljoin(base, item["url"]))
-        hashes = item.get("hashes")
-        if isinstance(hashes, dict) and isinstance(hashes.get("sha256"), str):
-            sha = hashes["sha256"].lower()
-        name = item.get("filename")
-        yanked = item.get("yanked", False)
-        rp, size, up = item.get("requires-python"), item.get("size"), item.get("upload-time")
-        out.append(Entry(
-            name if isinstance(name, str) else _filename(url), sha,
-            rp if isinstance(rp, str) and rp else None,
-            yanked if isinstance(yanked, str) and yanked else bool(yanked),
-            _metadata(item.get("core-metadata", item.get("dist-info-metadata"))),
-            size if type(size) is int and size >= 0 else None,
-            up if isinstance(up, str) else None))
-    name = data.get("name")
-    return (name if isinstance(name, str) else ""), out
-
-
 def parse_upstream(body: bytes, url: str, content_type: str | None,
                    headers: dict[str, str], project: str) -> Page:
-    """The page ``url`` answered (``content_type``, ``headers``) for ``project``."""
-    mime = (content_type or "").split(";", 1)[0].strip().lower()
-    name, entries = (_from_json if mime == JSON_TYPE else _from_html)(body, url)
+    """The page ``url`` answered (``content_type``, ``headers``) for ``project``, read by
+    the chain's one page parser (``pip_91n.index.pages``). ``ValueError`` when unreadable."""
+    parsed = parse_page(body, url, content_type, headers)
     seen: set[str] = set()
     unique = []
-    for e in entries:  # one entry per filename: the first, as pip and uv would take it
-        if e.filename and e.filename not in seen and "/" not in e.filename:
-            seen.add(e.filename)
-            unique.append(e)
-    return Page(name or project, tuple(unique), parse_serial(headers, body, content_type))
+    for f in parsed.files:  # one entry per filename: the first, as pip and uv would take it
+        if f.filename and f.filename not in seen and "/" not in f.filename:
+            seen.add(f.filename)
+            unique.append(Entry(f.filename, f.sha256, f.requires_python, f.yanked,
+                                (f.metadata_sha256 or "") if f.has_metadata else None,
+                                f.size, f.upload_time))
+    return Page(parsed.name or project, tuple(unique), parsed.serial)
 
 
 def _api_version(page: Page) -> str:

@@ -1,7 +1,7 @@
 """The chain behind the local index: project pages and the ``/simple/`` root.
 
-Pages come through the hook's own ``ChainShim`` and its ``Failover`` (the same failover,
-hedging, health and staleness rules as inside pip), are kept fresh for ``PAGE_FRESH``
+Pages come through a ``ChainSession`` and its ``Failover`` (the same failover, hedging,
+health, staleness and hash-agreement rules as inside pip), are kept fresh for ``PAGE_FRESH``
 seconds (one upstream request per project however many clients ask, single flight), and
 the last good copy is kept on disk: when every mirror fails it is served instead, marked
 stale.
@@ -29,9 +29,8 @@ from pathlib import Path
 from pip_91n import __version__
 from pip_91n._urls import redact, redact_text
 from pip_91n.chain.attempt import Ask, Fetched
-from pip_91n.chain.failover import Failover
+from pip_91n.chain.session import ChainSession
 from pip_91n.errors import AllMirrorsFailed, Attempt
-from pip_91n.hook.shim import ChainShim
 from pip_91n.index.pages import JSON_TYPE
 from pip_91n.index.routing import KIND_INDEX, KIND_PAGE, Resource
 from pip_91n.net.wire import Wire
@@ -95,13 +94,10 @@ class Chain:
 
     def __init__(self, config: MirrorConfig, chain: Sequence[Mirror], wire: Wire,
                  root: Path, *, note: Callable[[str], None] | None = None) -> None:
-        self.shim = ChainShim(config, chain, wire, stream_from=None)
+        self.shim = ChainSession(config, chain, wire)
         self.failover = self.shim.failover
-        self.second: Failover | None = None
-        if len(chain) > 1:
-            self.second = Failover(chain[1:], wire=wire, health=self.failover.health,
-                                   timeout=config.timeout, hedge_delay=config.hedge_delay,
-                                   request_log=self.failover.log)
+        #: the second opinion on a page asks the mirrors behind the head
+        self.behind_head = frozenset({chain[0].name}) if len(chain) > 1 else None
         self.store = PageStore(root)
         self.note = note or (lambda text: log.warning("%s", text))
         self._lock = threading.Lock()
@@ -110,8 +106,6 @@ class Chain:
         self._root_lock = threading.Lock()
 
     def close(self) -> None:
-        if self.second is not None:
-            self.second.close()  # shares the shim's wire and log: closing twice is harmless
         self.shim.close()
 
     # -- project pages ---------------------------------------------------------------------
@@ -167,10 +161,12 @@ class Chain:
         return Ask(f"http://pip-91n-serve.invalid{path}",
                    [("accept", accept), ("user-agent", USER_AGENT)])
 
-    def _race(self, failover: Failover, project: str) -> tuple[Page, str] | None:
-        """The page ``failover`` serves for ``project``: (page, mirror); None for 404."""
-        got = failover.serve(Resource(KIND_PAGE, project=project),
-                             self._ask(f"/simple/{project}/", _PAGE_ACCEPT))
+    def _race(self, project: str, skip: frozenset[str] = frozenset()
+              ) -> tuple[Page, str] | None:
+        """The page the chain (without ``skip``) serves for ``project``: (page, mirror);
+        None for 404."""
+        got = self.failover.serve(Resource(KIND_PAGE, project=project),
+                                  self._ask(f"/simple/{project}/", _PAGE_ACCEPT), skip=skip)
         try:
             if got.status == 404:
                 return None
@@ -185,14 +181,14 @@ class Chain:
             got.close()
 
     def _second_opinion(self, project: str) -> Future[tuple[Page, str] | None] | None:
-        if self.second is None:
+        skip = self.behind_head
+        if skip is None:
             return None
-        second = self.second
         future: Future[tuple[Page, str] | None] = Future()
 
         def run() -> None:
             try:
-                future.set_result(self._race(second, project))
+                future.set_result(self._race(project, skip))
             except BaseException as exc:  # a failed second race changes nothing
                 future.set_exception(exc)
 
@@ -202,7 +198,7 @@ class Chain:
     def _fetch_page(self, project: str) -> Published:
         second = self._second_opinion(project)
         try:
-            first = self._race(self.failover, project)
+            first = self._race(project)
         except AllMirrorsFailed as exc:
             return self._last_good(project, exc)
         chosen = first

@@ -35,6 +35,7 @@ __all__ = [
     "parse_setting",
     "parse_size",
     "platformdirs",
+    "size_text",
 ]
 
 DEFAULT_TIMEOUT = 5.0
@@ -96,6 +97,15 @@ def parse_size(value: int | str) -> int:
     unit = (m.group(2) or "").lower()
     base = 1000 if m.group(4) and not m.group(3) else 1024
     return int(float(m.group(1)) * base ** (" kmgt".index(unit) if unit else 0))
+
+
+def size_text(n: float) -> str:
+    """A size for people, in the same units: ``512 B``, ``1.5 KiB`` ... ``10.0 GiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return ""  # pragma: no cover
 
 
 def parse_seconds(value: Any, key: str, where: Source | str, *, zero_ok: bool) -> float:

@@ -58,6 +58,21 @@ def test_parse_json_page() -> None:
     assert page.files[1].sha256 == SHA
     assert page.find("demo-0.9.tar.gz", SHA) is page.files[1]
     assert page.find("demo-0.9.tar.gz", "c" * 64) is None
+    assert page.name == "demo" and page.files[0].yanked == "broken"  # the reason is kept
+    assert page.files[0].has_metadata and not page.files[1].has_metadata
+
+
+def test_a_page_keeps_what_a_served_copy_needs_and_a_broken_json_page_is_an_error() -> None:
+    html = (b'<html><head><title>Links for Demo</title></head><body>'
+            b'<a href="demo-1.0.tar.gz" data-requires-python="&gt;=3.9" data-yanked="" '
+            b'data-core-metadata="true">demo-1.0.tar.gz</a></body></html>')
+    page = parse_page(html, "https://m/simple/demo/", "text/html")
+    f = page.files[0]
+    assert (page.name, f.requires_python, f.yanked, f.has_metadata, f.metadata_sha256) == (
+        "Demo", ">=3.9", True, True, None)
+    with pytest.raises(ValueError):
+        parse_page(b"{not json", "https://m/simple/demo/", JSON_TYPE)
+    assert parse_page(b"", "https://m/simple/demo/", JSON_TYPE).files == ()  # a 304's body
     assert page.find("nope.whl") is None
 
 

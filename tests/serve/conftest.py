@@ -8,6 +8,7 @@ gives the URL, its stderr (the request log) is kept in a file for the tests to r
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -36,6 +37,14 @@ class Served:
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def wait_log(self, pattern: str, timeout: float = 5.0) -> str:
+        """The log once ``pattern`` (a regular expression) is in it (a request's line is
+        written as its response ends, after the client has it), or as it is at ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while not re.search(pattern, text := self.log()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return text
 
     def stop(self, timeout: float = 15.0) -> int:
         if self.proc.stdout is not None:

@@ -53,4 +53,4 @@ def test_a_split_is_refused_with_both_hashes(serve: ServeFactory,
     for index in indexes:
         found = index.get(TAMPERED)
         assert found is not None and found.sha256 in r.text
-    assert "hash not confirmed" in served.log()
+    assert "hash not confirmed" in served.wait_log("hash not confirmed")

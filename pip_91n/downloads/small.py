@@ -1,6 +1,7 @@
-"""The fast path for small files inside pip: one GET into memory, verified, nothing on disk.
+"""The fast path for small files: one GET into memory, verified, nothing on disk.
 
-Most files pip installs are small wheels whose size a page named. Starting the download
+Most files pip installs (and ``pip-91n serve`` hands out) are small wheels whose size a page
+named. Starting the download
 engine for each (threads, a file lock, a partial in the cache dir) would cost more than the
 request itself, so ``fetch_small`` tries one streamed GET from the first candidate in the
 calling thread first. It hands back the bytes only once size and sha256 matched; whatever

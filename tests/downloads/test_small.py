@@ -1,4 +1,4 @@
-"""The small-file fast path (``download.fetch_small``): one GET into memory in the calling
+"""The small-file fast path (``pip_91n.downloads.small.fetch_small``): one GET into memory in the calling
 thread, only verified bytes returned, nothing written when it works, and a clean hand-over to
 the engine whenever it does not apply."""
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pip_91n.downloads import fetch
 from pip_91n.downloads.partials import PartialStore
-from pip_91n.hook.small_files import fetch_small
+from pip_91n.downloads.small import fetch_small
 from pip_91n.net.httpx_wire import HttpxWire
 from tests.downloads.test_download_unit import DATA, SHA, Fake, _opts, _router
 
