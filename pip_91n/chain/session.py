@@ -16,16 +16,23 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from pip_91n._urls import split_credentials, split_sha256
 from pip_91n.chain.failover import Failover
 from pip_91n.chain.health import health_reporter, split_by_health
 from pip_91n.chain.memory import KnownFile
 from pip_91n.downloads.options import DownloadOptions
+from pip_91n.downloads.small import fetch_small
+from pip_91n.errors import DownloadFailed
 from pip_91n.index.routing import KIND_FILE, KIND_PAGE, Resource, mirror_for_url, resource_url
 from pip_91n.net.wire import Wire
 from pip_91n.settings.catalog import Mirror
 from pip_91n.settings.config import MirrorConfig
+
+if TYPE_CHECKING:
+    from pip_91n.downloads.state import OnAttempt
+    from pip_91n.downloads.stream import DownloadStream
 
 __all__ = ["ChainSession"]
 
@@ -105,6 +112,36 @@ class ChainSession:
             t.start()
         for t in threads:
             t.join(self.config.timeout * 2 + 1)
+
+    def fetch_small(self, res: Resource, sha256: str, size: int, *, options: DownloadOptions,
+                    on_attempt: OnAttempt, request_url: str = "") -> bytes | None:
+        """A small file of known ``size``: one GET from its first candidate into memory,
+        verified (``pip_91n.downloads.small``); None when the engine has to do it."""
+        urls = self.candidates(res, request_url)
+        if not urls:
+            return None
+        return fetch_small(urls[0], sha256, size, wire=self.wire, filename=res.filename,
+                           options=options, on_attempt=on_attempt)
+
+    def open_file(self, res: Resource, sha256: str, *, options: DownloadOptions,
+                  on_attempt: OnAttempt, request_url: str = "", size: int | None = None
+                  ) -> DownloadStream:
+        """The download of ``res`` from every copy the chain knows (``candidates``): the
+        engine's segments, resume and failover; ``DownloadFailed`` when none is known."""
+        from pip_91n.downloads.api import open_stream
+
+        urls = self.candidates(res, request_url)
+        if not urls:
+            raise DownloadFailed(res.filename or request_url, [])
+        return open_stream(urls, sha256, size=size, filename=res.filename, options=options,
+                           wire=self.wire, on_attempt=on_attempt)
+
+    def more_copies(self, res: Resource, request_url: str = "") -> bool:
+        """After a failure: read every mirror's page again (resting ones too); True when
+        that turned up copies of ``res`` not tried yet."""
+        before = self.candidates(res, request_url)
+        self.look_up_file(res, again=True)
+        return self.candidates(res, request_url) != before
 
     def _read_page(self, mirror: Mirror, project: str) -> None:
         t0 = time.monotonic()

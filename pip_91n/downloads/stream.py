@@ -115,6 +115,20 @@ class DownloadStream:
             return data
         raise DownloadFailed(self.filename, st.attempts)
 
+    def skip(self, n: int, digest: bytes) -> None:
+        """Read past the first ``n`` bytes, which must hash (sha256) to ``digest``: a reader
+        that reopened a download after a failure passes over what it already handed on.
+        ``DownloadFailed`` when they differ or the download ends first."""
+        check, left = hashlib.sha256(), n
+        while left:
+            chunk = self.read(min(left, 64 * 1024))
+            if not chunk:
+                break
+            check.update(chunk)
+            left -= len(chunk)
+        if left or check.digest() != digest:
+            raise DownloadFailed(self.filename or "", [])
+
     def readinto(self, buffer: bytearray | memoryview) -> int:
         data = self.read(len(buffer))
         buffer[: len(data)] = data

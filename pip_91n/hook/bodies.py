@@ -13,9 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
-from pip_91n.downloads.api import open_stream
 from pip_91n.downloads.options import DownloadOptions
-from pip_91n.downloads.small import fetch_small
 from pip_91n.errors import DownloadFailed
 from pip_91n.hook.shim import ChainShim
 from pip_91n.index.routing import Resource
@@ -62,12 +60,8 @@ class EngineBody(io.RawIOBase):
         shim.track(self)
 
     def _open(self) -> DownloadStream:
-        urls = self.shim.candidates(self.res, self.request_url)
-        if not urls:
-            raise DownloadFailed(self.res.filename or self.request_url, [])
-        return open_stream(urls, self.sha256, filename=self.res.filename,
-                           options=self.options, wire=self.shim.wire,
-                           on_attempt=self._attempt)
+        return self.shim.open_file(self.res, self.sha256, options=self.options,
+                                   on_attempt=self._attempt, request_url=self.request_url)
 
     def _attempt(self, url: str, reason: str | None, seconds: float) -> None:
         # failures are logged at once; the success line waits for the byte count
@@ -85,9 +79,7 @@ class EngineBody(io.RawIOBase):
         if self.extended:
             return False
         self.extended = True
-        before = self.shim.candidates(self.res, self.request_url)
-        self.shim.look_up_file(self.res, again=True)
-        if self.shim.candidates(self.res, self.request_url) == before:
+        if not self.shim.more_copies(self.res, self.request_url):
             return False
         if self.stream is not None:
             self.stream.close()
@@ -103,12 +95,8 @@ class EngineBody(io.RawIOBase):
         limit = self.shim.stream_from
         if size is None or (limit is not None and size >= limit):
             return None
-        urls = self.shim.candidates(self.res, self.request_url)
-        if not urls:
-            return None
-        data = fetch_small(urls[0], self.sha256, size, filename=self.res.filename,
-                           options=self.options, wire=self.shim.wire,
-                           on_attempt=self._attempt)
+        data = self.shim.fetch_small(self.res, self.sha256, size, options=self.options,
+                                     on_attempt=self._attempt, request_url=self.request_url)
         if data is None:
             return None
         self.spool = io.BytesIO(data)
@@ -168,26 +156,14 @@ class EngineBody(io.RawIOBase):
             except DownloadFailed:
                 if not self._extend():
                     raise
-                self._skip_given()
+                assert self.stream is not None
+                self.stream.skip(self.pos, self.given.digest())
                 continue
             self.pos += len(data)
             self.given.update(data)
             if not data and n != 0:
                 self._done(self.pos)
             return data
-
-    def _skip_given(self) -> None:
-        """After a reopen: pass over the bytes pip already has, which must be the same."""
-        assert self.stream is not None
-        check, left = hashlib.sha256(), self.pos
-        while left:
-            chunk = self.stream.read(min(left, _CHUNK))
-            if not chunk:
-                break
-            check.update(chunk)
-            left -= len(chunk)
-        if left or check.digest() != self.given.digest():
-            raise DownloadFailed(self.res.filename or "", [])
 
     def readinto(self, buffer: Any) -> int:
         data = self.read(len(buffer))

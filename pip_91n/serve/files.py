@@ -21,7 +21,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from pip_91n.chain.attempt import Ask, Fetched
-from pip_91n.downloads.small import fetch_small
 from pip_91n.errors import AllMirrorsFailed, DownloadFailed
 from pip_91n.index.routing import KIND_FILE, KIND_METADATA, Resource
 from pip_91n.serve.flights import Flights, Reader, Sink
@@ -109,23 +108,16 @@ class FileServer:
             shim.on_attempt(url, reason, seconds, log=reason is not None)
 
         def open_() -> DownloadStream:
-            from pip_91n.downloads.api import open_stream
-
-            urls = shim.candidates(res, "")
-            if not urls or entry.size is None or entry.size >= shim.options.segment_threshold:
+            if (not shim.candidates(res) or entry.size is None
+                    or entry.size >= shim.options.segment_threshold):
                 shim.look_up_file(res)  # every live mirror's copy: segments from each
-                urls = shim.candidates(res, "")
-            if not urls:
-                raise DownloadFailed(entry.filename, [])
-            return open_stream(urls, sha256, size=entry.size, filename=entry.filename,
-                               options=shim.options, wire=shim.wire, on_attempt=attempt)
+            return shim.open_file(res, sha256, options=shim.options, on_attempt=attempt,
+                                  size=entry.size)
 
         if entry.size is not None and entry.size < SMALL:
             # one GET into memory, verified (the hook's fast path); the engine otherwise
-            urls = shim.candidates(res, "")
-            data = fetch_small(urls[0], sha256, entry.size, wire=shim.wire,
-                               filename=entry.filename, options=shim.options,
-                               on_attempt=attempt) if urls else None
+            data = shim.fetch_small(res, sha256, entry.size, options=shim.options,
+                                    on_attempt=attempt)
             if data is not None:
                 sink.set_size(len(data))
                 sink.write(data)
@@ -156,13 +148,11 @@ class FileServer:
                     if retried:
                         raise
                     retried = True  # once: read every mirror's page again, then go on
-                    before = shim.candidates(res, "")
-                    shim.look_up_file(res, again=True)
-                    if shim.candidates(res, "") == before:
+                    if not shim.more_copies(res):
                         raise
                     stream.close()
                     stream = open_()
-                    _skip(stream, written, sink.digest())
+                    stream.skip(written, sink.digest())
                     continue
                 if not data:
                     break
@@ -273,30 +263,6 @@ class FileServer:
 
 def _version_of(filename: str) -> Any:
     """The version a wheel or sdist filename names, or None."""
-    from packaging.utils import (
-        InvalidSdistFilename,
-        InvalidWheelFilename,
-        parse_sdist_filename,
-        parse_wheel_filename,
-    )
-    from packaging.version import InvalidVersion
+    from pip_91n.index.staleness import versions_in
 
-    try:
-        if filename.endswith(".whl"):
-            return parse_wheel_filename(filename)[1]
-        return parse_sdist_filename(filename)[1]
-    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
-        return None
-
-
-def _skip(stream: DownloadStream, n: int, given: bytes) -> None:
-    """After a reopen: read past the ``n`` bytes already written, which must be the same."""
-    check, left = hashlib.sha256(), n
-    while left:
-        chunk = stream.read(min(left, _CHUNK))
-        if not chunk:
-            break
-        check.update(chunk)
-        left -= len(chunk)
-    if left or check.digest() != given:
-        raise DownloadFailed(stream.filename, [])
+    return next(iter(versions_in([filename])), None)
