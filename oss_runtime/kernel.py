@@ -117,6 +117,14 @@ def state(directory: Path | None = None) -> KernelState:
                        f"once, with {version})")
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """Whether a build was stopped by a signal (Ctrl-C, SIGTERM, a timeout) rather than
+    failed: ninja says so, or a step died of the signal."""
+    cause = exc.__cause__ or exc.__context__
+    code = getattr(cause, "returncode", 0)
+    return "interrupted by user" in str(exc) or (isinstance(code, int) and code < 0)
+
+
 def _failure(build: Path) -> str | None:
     """Why the last build here failed, if it did with this torch and compiler."""
     try:
@@ -214,9 +222,10 @@ def _build(directory: Path) -> Any:
             except Exception as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 reason = f"{type(exc).__name__}: {first[:300]}"
-                with contextlib.suppress(OSError):
-                    (build / "failed.json").write_text(json.dumps(
-                        {"error": reason, "compiler": _compiler()[1], "at": time.time()}))
+                if not _interrupted(exc):  # a stopped build says nothing about the compiler
+                    with contextlib.suppress(OSError):
+                        (build / "failed.json").write_text(json.dumps(
+                            {"error": reason, "compiler": _compiler()[1], "at": time.time()}))
                 raise RuntimeError(reason) from exc
             if not built:
                 _say(f"built the MXFP4 kernel in {time.monotonic() - t0:.0f} s")

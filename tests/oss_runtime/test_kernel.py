@@ -173,6 +173,25 @@ def test_a_build_in_another_process_is_waited_for_with_a_bound_and_a_word() -> N
     assert "pure torch (another process has been building" in proc.stdout
 
 
+def test_an_interrupted_build_is_not_remembered_as_a_failure(tmp_path: Path) -> None:
+    stopper = tmp_path / "stopped-cxx"  # stops ninja mid-build as Ctrl-C or SIGTERM would
+    stopper.write_text(
+        "#!/bin/sh\n"
+        "case \" $* \" in *' -c '*) ;; *) echo 'stopped-cxx 1.0'; exit 0;; esac\n"
+        "p=$PPID\n"
+        "while [ \"$p\" -gt 1 ]; do\n"
+        "  [ \"$(cat /proc/$p/comm)\" = ninja ] && { kill -INT $p; sleep 5; exit 1; }\n"
+        "  p=$(awk '{print $4}' /proc/$p/stat)\n"
+        "done\n"
+        "exit 1\n")
+    stopper.chmod(0o755)
+    script = "from oss_runtime import kernel; kernel.load_kernel(); print(kernel.status())"
+    cache = tmp_path / "cache"
+    first = _run(script, CXX=str(stopper), OSS_RUNTIME_CACHE_DIR=str(cache))
+    assert first.returncode == 0 and "interrupted" in first.stdout, first.stdout + first.stderr
+    assert not list(cache.rglob("failed.json"))  # the next load builds again
+
+
 def test_a_failed_build_is_remembered_per_compiler(tmp_path: Path) -> None:
     failing = tmp_path / "bad-cxx"
     failing.write_text("#!/bin/sh\necho 'bad-cxx 1.0'\nexit 1\n")
