@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import AnyMirror, MirrorFactory, PackageIndex, tree_index
+from tests.harness import AnyMirror, MirrorFactory, PackageIndex, make_wheel, tree_index
 from tests.harness.venvs import (
     HarnessSetupError,
     Venv,
@@ -54,6 +54,23 @@ def mirrors(mirror_factory: MirrorFactory) -> Callable[..., list[AnyMirror]]:
     """``mirrors(index, 3)`` or ``mirrors(index, [None, BlackHole(), "refused"])``: N running
     mirrors in chain order, all stopped at teardown."""
     return mirror_factory.many
+
+
+#: The wheel a lying mirror replaces in ``tampered_tree``.
+TAMPERED = "lib_c-2.0-py3-none-any.whl"
+
+
+@pytest.fixture(scope="session")
+def tampered_tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[PackageIndex, PackageIndex]:
+    """The dependency tree, and a copy whose ``lib-c 2.0`` wheel (``TAMPERED``) is another
+    one (with a ``backdoor`` module), listed with its own matching sha256: what a lying
+    mirror serves."""
+    real = tree_index(tmp_path_factory.mktemp("real"))
+    evil = PackageIndex(f.path for f in real if f.filename != TAMPERED)
+    wheel = make_wheel(tmp_path_factory.mktemp("evil"), "lib-c", "2.0",
+                       files={"backdoor.py": "OWNED = True\n"}, requires_python=">=3.8")
+    evil.add(wheel, project="lib-c")
+    return real, evil
 
 
 @pytest.fixture(scope="session")

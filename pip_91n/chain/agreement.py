@@ -191,11 +191,14 @@ class Agreement:
         raise HashNotConfirmed(filename, sha256, listings, v.kind, v.winner, self.policy)
 
     def _ask_everyone(self, project: str) -> None:
+        """Read every live mirror's page of ``project`` and wait (bounded) for those reads;
+        a read of a mirror that has started to rest meanwhile (black-holed, failing) is not
+        waited for."""
         for m in self._live():
             self._start(m, project)
         deadline = time.monotonic() + self.timeout
         with self._cond:
-            while any(not self._reads.get((m.name, project), True) for m in self.chain):
+            while any(not self._reads.get((m.name, project), True) for m in self._live()):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return

@@ -9,25 +9,13 @@ from typing import Any
 
 import pytest
 
-from tests.harness import PackageIndex, Venv, make_wheel, tree_index
+from tests.conftest import TAMPERED
+from tests.harness import PackageIndex, Venv, tree_index
 from tests.hook.helpers import chain_env, installed, pip_install
 
 pytestmark = pytest.mark.hook
 
-TAMPERED = "lib_c-2.0-py3-none-any.whl"
 NEWEST = {"app": "2.0", "lib-a": "2.0", "lib-b": "2.0", "lib-c": "2.0"}
-
-
-@pytest.fixture(scope="module")
-def indexes(tmp_path_factory: pytest.TempPathFactory) -> tuple[PackageIndex, PackageIndex]:
-    """The real tree, and a copy of it whose ``lib-c 2.0`` wheel is another one."""
-    real = tree_index(tmp_path_factory.mktemp("real"))
-    evil = PackageIndex(f.path for f in real if f.filename != TAMPERED)
-    wheel = make_wheel(tmp_path_factory.mktemp("evil"), "lib-c", "2.0",
-                       files={"backdoor.py": "OWNED = True\n"}, requires_python=">=3.8")
-    evil.add(wheel, project="lib-c")
-    assert evil.get(TAMPERED).sha256 != real.get(TAMPERED).sha256  # type: ignore[union-attr]
-    return real, evil
 
 
 def _sha(index: PackageIndex) -> str:
@@ -37,10 +25,10 @@ def _sha(index: PackageIndex) -> str:
 
 
 def test_three_mirrors_the_majority_wins_and_the_liar_is_named(
-    shared_venv: Venv, indexes: tuple[PackageIndex, PackageIndex], mirror_factory: Any,
+    shared_venv: Venv, tampered_tree: tuple[PackageIndex, PackageIndex], mirror_factory: Any,
     sealed_env: dict[str, str], tmp_path: Path,
 ) -> None:
-    real, evil = indexes
+    real, evil = tampered_tree
     liar = mirror_factory(evil, name="liar")
     good = [mirror_factory(real, name=f"good{i}") for i in (1, 2)]
     env = chain_env(sealed_env, [liar, *good])
@@ -58,10 +46,10 @@ def test_three_mirrors_the_majority_wins_and_the_liar_is_named(
 
 
 def test_two_mirrors_that_disagree_stop_that_file_with_both_hashes(
-    shared_venv: Venv, indexes: tuple[PackageIndex, PackageIndex], mirror_factory: Any,
+    shared_venv: Venv, tampered_tree: tuple[PackageIndex, PackageIndex], mirror_factory: Any,
     sealed_env: dict[str, str], tmp_path: Path,
 ) -> None:
-    real, evil = indexes
+    real, evil = tampered_tree
     env = chain_env(sealed_env, [mirror_factory(evil), mirror_factory(real)])
     code, _, err = pip_install(shared_venv, env, tmp_path / "t", "app", check=False)
     assert code != 0
@@ -71,10 +59,10 @@ def test_two_mirrors_that_disagree_stop_that_file_with_both_hashes(
 
 
 def test_the_users_hash_pin_settles_a_split_and_wins(
-    shared_venv: Venv, indexes: tuple[PackageIndex, PackageIndex], mirror_factory: Any,
+    shared_venv: Venv, tampered_tree: tuple[PackageIndex, PackageIndex], mirror_factory: Any,
     sealed_env: dict[str, str], tmp_path: Path,
 ) -> None:
-    real, evil = indexes
+    real, evil = tampered_tree
     env = chain_env(sealed_env, [mirror_factory(evil), mirror_factory(real)])
     req = tmp_path / "requirements.txt"
     req.write_text(f"lib-c==2.0 --hash=sha256:{_sha(real)}\n")
@@ -108,10 +96,10 @@ def test_strict_refuses_a_file_no_second_source_lists_and_quorum_warns_once(
 
 
 def test_verification_off_is_pip_with_one_index(
-    shared_venv: Venv, indexes: tuple[PackageIndex, PackageIndex], mirror_factory: Any,
+    shared_venv: Venv, tampered_tree: tuple[PackageIndex, PackageIndex], mirror_factory: Any,
     sealed_env: dict[str, str], tmp_path: Path,
 ) -> None:
-    real, evil = indexes
+    real, evil = tampered_tree
     spare = mirror_factory(real)
     env = chain_env(sealed_env, [mirror_factory(evil), spare], PIP_91N_VERIFY="off")
     pip_install(shared_venv, env, tmp_path / "t", "app")

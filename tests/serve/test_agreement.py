@@ -9,27 +9,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import MirrorFactory, PackageIndex, make_wheel, tree_index
+from tests.conftest import TAMPERED
+from tests.harness import MirrorFactory, PackageIndex
 from tests.serve.conftest import UV, ServeFactory, uv_install
-
-TAMPERED = "lib_c-2.0-py3-none-any.whl"
-
-
-@pytest.fixture(scope="module")
-def indexes(tmp_path_factory: pytest.TempPathFactory) -> tuple[PackageIndex, PackageIndex]:
-    real = tree_index(tmp_path_factory.mktemp("real"))
-    evil = PackageIndex(f.path for f in real if f.filename != TAMPERED)
-    wheel = make_wheel(tmp_path_factory.mktemp("evil"), "lib-c", "2.0",
-                       files={"backdoor.py": "OWNED = True\n"}, requires_python=">=3.8")
-    evil.add(wheel, project="lib-c")
-    return real, evil
 
 
 @pytest.mark.skipif(not UV.exists(), reason="the uv binary is not installed")
 def test_the_majority_wins_for_uv(serve: ServeFactory, mirror_factory: MirrorFactory,
-                                  indexes: tuple[PackageIndex, PackageIndex], tmp_path: Path,
+                                  tampered_tree: tuple[PackageIndex, PackageIndex], tmp_path: Path,
                                   sealed_env: dict[str, str]) -> None:
-    real, evil = indexes
+    real, evil = tampered_tree
     liar = mirror_factory(evil, name="liar")
     served = serve([liar, mirror_factory(real, name="good1"), mirror_factory(real, name="good2")])
     proc = uv_install(tmp_path, sealed_env, served.url, "app")
@@ -41,16 +30,16 @@ def test_the_majority_wins_for_uv(serve: ServeFactory, mirror_factory: MirrorFac
 
 def test_a_split_is_refused_with_both_hashes(serve: ServeFactory,
                                              mirror_factory: MirrorFactory,
-                                             indexes: tuple[PackageIndex, PackageIndex]
+                                             tampered_tree: tuple[PackageIndex, PackageIndex]
                                              ) -> None:
-    real, evil = indexes
+    real, evil = tampered_tree
     served = serve([mirror_factory(evil, name="liar"), mirror_factory(real, name="good")])
     page = httpx.get(served.url + "lib-c/", headers={"Accept": "application/vnd.pypi.simple."
                                                                  "v1+json"}).json()
     entry = next(f for f in page["files"] if f["filename"] == TAMPERED)
     r = httpx.get(httpx.URL(served.url + "lib-c/").join(entry["url"]))
     assert r.status_code == 502
-    for index in indexes:
+    for index in tampered_tree:
         found = index.get(TAMPERED)
         assert found is not None and found.sha256 in r.text
     assert "hash not confirmed" in served.wait_log("hash not confirmed")
