@@ -69,8 +69,12 @@ class Agreement:
         #: then serves as stock pip with ``-i`` would, ``strict`` refuses; doctor says so)
         self.lone = len(set(self.domains.values())) < 2
         self.distrusted: dict[str, str] = {}  # mirror -> why it is skipped this run
+        #: seconds a page read stays current (None: the whole run, as for one pip run; a
+        #: server that lives for weeks reads the witnesses again when it refreshes a page)
+        self.refresh: float | None = None
         self._cond = threading.Condition()
-        self._reads: dict[tuple[str, str], bool] = {}  # (mirror, project) -> done
+        # (mirror, project) -> (done, when it started, monotonic)
+        self._reads: dict[tuple[str, str], tuple[bool, float]] = {}
         self._pins: dict[str, list[object]] = {}  # project -> pip's Hashes objects
         self._warned = False
 
@@ -101,7 +105,7 @@ class Agreement:
         True when ``served`` lost the vote and its page must not be used."""
         deadline = time.monotonic() + self.timeout
         hedge_at = time.monotonic() + self.hedge_delay
-        started = [w for w in witnesses if (w.name, project) in self._reads]
+        started = [w for w in witnesses if self._current(w.name, project)]
         if not started and witnesses:
             self._start(witnesses[0], project)
             started = [witnesses[0]]
@@ -198,7 +202,7 @@ class Agreement:
             self._start(m, project)
         deadline = time.monotonic() + self.timeout
         with self._cond:
-            while any(not self._reads.get((m.name, project), True) for m in self._live()):
+            while any(not self._done(m, project) for m in self._live()):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return
@@ -236,23 +240,31 @@ class Agreement:
 
     def _other_domain_read(self, project: str, served: str) -> bool:
         domain = self.domains.get(served, served)
-        return any(self.files.page_read(m.name, project) for m in self.chain
+        return any(self.files.page_read(m.name, project, self.refresh) for m in self.chain
                    if m.name != served and m.name not in self.distrusted
                    and (m.failure_domain != domain or m.name == AUTHORITY))
 
     def _all_started(self, project: str) -> Iterable[Mirror]:
-        return [m for m in self.chain if (m.name, project) in self._reads]
+        return [m for m in self.chain if self._current(m.name, project)]
 
     def _done(self, mirror: Mirror, project: str) -> bool:
-        return self._reads.get((mirror.name, project), True)
+        return self._reads.get((mirror.name, project), (True, 0.0))[0]
+
+    def _current(self, mirror: str, project: str) -> bool:
+        """A read of ``mirror``'s page is running, or one is done and still current."""
+        read = self._reads.get((mirror, project))
+        return read is not None and (not read[0] or self.refresh is None
+                                     or time.monotonic() - read[1] < self.refresh)
 
     def _start(self, mirror: Mirror, project: str) -> None:
-        """Read ``mirror``'s page of ``project`` in a worker (once per run)."""
+        """Read ``mirror``'s page of ``project`` in a worker (once per run, or once per
+        ``refresh`` seconds)."""
         key = (mirror.name, project)
         with self._cond:
-            if key in self._reads or self.files.page_read(mirror.name, project):
+            if self._current(mirror.name, project) or self.files.page_read(
+                    mirror.name, project, self.refresh):
                 return
-            self._reads[key] = False
+            self._reads[key] = (False, time.monotonic())
         self._workers.submit(lambda: self._read(mirror, project))
 
     def _read(self, mirror: Mirror, project: str) -> None:
@@ -268,7 +280,7 @@ class Agreement:
         if reason and not reason.startswith(("HTTP 404", "HTTP 410")):
             self.health.record_failure(mirror.name, reason)
         with self._cond:
-            self._reads[(mirror.name, project)] = True
+            self._reads[(mirror.name, project)] = (True, self._reads[(mirror.name, project)][1])
             self._cond.notify_all()
 
     def _demote(self, mirror: str, filename: str, theirs: str, v: Vote) -> None:

@@ -186,15 +186,15 @@ class Attempter:
                            time.monotonic() - t0)
 
     def read_page(self, mirror: Mirror, project: str, user_agent: str | None = None
-                  ) -> str | None:
-        """Read ``mirror``'s page of ``project`` into the known files: None, or why not."""
+                  ) -> tuple[ProjectPage | None, str | None]:
+        """Read ``mirror``'s page of ``project`` into the known files: (the page, None), or
+        (None, why not)."""
         try:
-            self._project_page(mirror, project, user_agent, AttemptState())
+            return self._project_page(mirror, project, user_agent, AttemptState()), None
         except _Fail as f:
-            return f.reason
+            return None, f.reason
         except Exception as exc:  # one mirror's page: never the install
-            return f"{type(exc).__name__}: {exc}"
-        return None
+            return None, f"{type(exc).__name__}: {exc}"
 
     # -- pages -----------------------------------------------------------------------------
 

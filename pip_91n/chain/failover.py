@@ -23,7 +23,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pip_91n._urls import redact, split_sha256
@@ -34,6 +34,7 @@ from pip_91n.chain.memory import KnownFiles, Serials
 from pip_91n.chain.requestlog import RequestLog
 from pip_91n.chain.workers import Workers
 from pip_91n.errors import AllMirrorsFailed, Attempt
+from pip_91n.index.pages import ProjectPage
 from pip_91n.index.routing import KIND_FILE, KIND_PAGE, Resource
 from pip_91n.net.wire import Wire
 from pip_91n.settings.catalog import Mirror
@@ -110,6 +111,9 @@ class Failover:
         self.serials = Serials()
         self._attempter = Attempter(self.files, self.serials, self.wire_for, timeout)
         self._workers = Workers()
+        #: told of every page read beside a race (a witness, a look for more copies):
+        #: (mirror, project, page); ``pip-91n serve`` takes a newer one as its second opinion
+        self.on_page: Callable[[str, str, ProjectPage], None] | None = None
         self.agreement: Agreement | None = None
         if verify != "off":
             self.agreement = Agreement(
@@ -129,8 +133,12 @@ class Failover:
         return self._wire
 
     def read_page(self, mirror: Mirror, project: str) -> str | None:
-        """Read ``mirror``'s page of ``project`` into ``files``: None, or why it failed."""
-        return self._attempter.read_page(mirror, project)
+        """Read ``mirror``'s page of ``project`` into ``files`` (and hand it to ``on_page``):
+        None, or why it failed."""
+        page, reason = self._attempter.read_page(mirror, project)
+        if page is not None and self.on_page is not None:
+            self.on_page(mirror.name, project, page)
+        return reason
 
     def check_file(self, res: Resource, url: str) -> None:
         """Raise ``HashNotConfirmed`` unless the sources vouch for the file ``res`` asked for

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 from pip_91n.index.pages import ProjectPage
@@ -46,7 +47,8 @@ class KnownFiles:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._files: dict[str, _Entry] = {}
-        self._pages: dict[tuple[str, str], tuple[str, ...]] = {}  # (mirror, project) -> files
+        # (mirror, project) -> the files its page named, and when it was read (monotonic)
+        self._pages: dict[tuple[str, str], tuple[tuple[str, ...], float]] = {}
 
     def learn(self, mirror: str, page: ProjectPage, project: str | None = None) -> None:
         """Remember every file of ``page`` (of ``project``) as served by ``mirror``.
@@ -57,7 +59,8 @@ class KnownFiles:
         """
         with self._lock:
             if project is not None:
-                self._pages[(mirror, project)] = tuple(f.filename for f in page.files)
+                self._pages[(mirror, project)] = (tuple(f.filename for f in page.files),
+                                                  time.monotonic())
             for f in page.files:
                 entry = self._files.setdefault(f.filename, _Entry())
                 first = entry.first
@@ -100,12 +103,15 @@ class KnownFiles:
     def page_files(self, mirror: str, project: str) -> tuple[str, ...] | None:
         """The filenames on ``mirror``'s page of ``project``, or None when it was not read."""
         with self._lock:
-            return self._pages.get((mirror, project))
+            known = self._pages.get((mirror, project))
+            return None if known is None else known[0]
 
-    def page_read(self, mirror: str, project: str) -> bool:
-        """Whether ``mirror``'s page of ``project`` was already read (and learned) this run."""
+    def page_read(self, mirror: str, project: str, within: float | None = None) -> bool:
+        """Whether ``mirror``'s page of ``project`` was already read (and learned) this run,
+        and, with ``within``, less than that many seconds ago."""
         with self._lock:
-            return (mirror, project) in self._pages
+            known = self._pages.get((mirror, project))
+        return known is not None and (within is None or time.monotonic() - known[1] < within)
 
 
 class Serials:

@@ -17,13 +17,13 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from pip_91n.chain.attempt import Ask, Fetched
 from pip_91n.errors import AllMirrorsFailed, DownloadFailed
 from pip_91n.index.routing import KIND_FILE, KIND_METADATA, Resource
-from pip_91n.serve.flights import Flights, Reader, Sink
+from pip_91n.serve.flights import Flights, Once, Reader, Sink
 from pip_91n.serve.simple import Entry, Page
 from pip_91n.serve.store import FileCache
 from pip_91n.serve.upstream import USER_AGENT, Chain
@@ -53,7 +53,7 @@ class FileServer:
     def __init__(self, chain: Chain, cache: FileCache, flights: Flights) -> None:
         self.chain, self.cache, self.flights = chain, cache, flights
         self._lock = threading.Lock()
-        self._pending: dict[str, Future[bytes]] = {}
+        self._metadata_flights: Once[bytes] = Once()
         self._prefetched: OrderedDict[str, float] = OrderedDict()
         self._prefetch = ThreadPoolExecutor(max_workers=8,
                                             thread_name_prefix="pip-91n-serve-metadata")
@@ -219,25 +219,8 @@ class FileServer:
                     return os.pread(fd, size, 0)
                 finally:
                     os.close(fd)
-        key = want or f"{project}/{entry.filename}"
-        with self._lock:
-            pending = self._pending.get(key)
-            mine = pending is None
-            if pending is None:
-                pending = self._pending[key] = Future()
-        if not mine:
-            return pending.result()
-        try:
-            data = self._fetch_metadata(project, entry)
-        except BaseException as exc:
-            pending.set_exception(exc)
-            raise
-        else:
-            pending.set_result(data)
-        finally:
-            with self._lock:
-                self._pending.pop(key, None)
-        return data
+        return self._metadata_flights.run(want or f"{project}/{entry.filename}",
+                                          lambda: self._fetch_metadata(project, entry))
 
     def _fetch_metadata(self, project: str, entry: Entry) -> bytes:
         want = entry.metadata

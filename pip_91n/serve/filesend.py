@@ -40,6 +40,25 @@ _CHUNK = 1024 * 1024
 _OCTETS = "application/octet-stream"
 
 
+#: Why a file or its metadata cannot be handed out (``_refusal`` says it to the client).
+_REFUSED = (NotListed, HashNotConfirmed, AllMirrorsFailed, FlightFailed)
+
+
+def _refusal(ex: Exchange, exc: Exception) -> Response:
+    """The answer when a file or its metadata cannot be handed out: 404 when no page names
+    it, else 502 with why (no credential in it)."""
+    if isinstance(exc, NotListed):
+        return text(404, "not found")
+    if isinstance(exc, HashNotConfirmed):
+        ex.note = "hash not confirmed"
+        return text(502, redact_text(str(exc)))
+    if isinstance(exc, AllMirrorsFailed) and exc.attempts:
+        return text(502, f"every mirror failed: {why(exc)}")
+    ex.note = "download failed"
+    first = (redact_text(str(exc)).splitlines() or [type(exc).__name__])[0]
+    return text(502, f"the file could not be fetched whole and verified: {first}")
+
+
 class FileRoutes:
     """The handlers of files and metadata over a ``FileServer``."""
 
@@ -59,13 +78,8 @@ class FileRoutes:
     async def metadata(self, ex: Exchange, route: Route, query: str) -> Response:
         try:
             entry, data = await self.pool.run(self._metadata_of, route)
-        except NotListed:
-            return text(404, "not found")
-        except HashNotConfirmed as exc:
-            ex.note = "hash not confirmed"
-            return text(502, redact_text(str(exc)))
-        except AllMirrorsFailed as exc:
-            return text(502, f"every mirror failed: {why(exc)}")
+        except _REFUSED as exc:
+            return _refusal(ex, exc)
         if data is None:
             return text(404, "no core metadata for this file")
         headers = {"Cache-Control": FILE_CACHE, "X-Content-Type-Options": "nosniff"}
@@ -108,15 +122,8 @@ class FileRoutes:
             with anyio.CancelScope(shield=True):  # what it opens must come back to be closed
                 prep = await self.pool.run(self._prepare, route, method,
                                           bool(ex.headers.get("range")))
-        except NotListed:
-            return text(404, "not found")
-        except HashNotConfirmed as exc:
-            ex.note = "hash not confirmed"
-            return text(502, redact_text(str(exc)))
-        except FlightFailed as exc:
-            ex.note = "download failed"
-            return text(502, f"the file could not be fetched whole and verified: "
-                         f"{redact_text(str(exc)).splitlines()[0]}")
+        except _REFUSED as exc:
+            return _refusal(ex, exc)
         entry = prep.entry
         if entry.sha256 is None:
             return await self._unhashed(route, entry)
@@ -143,9 +150,7 @@ class FileRoutes:
         except FlightFailed as exc:
             if ex.status:
                 raise Aborted(redact_text(str(exc))) from None
-            ex.note = "download failed"
-            return text(502, f"the file could not be fetched whole and verified: "
-                         f"{redact_text(str(exc)).splitlines()[0]}")
+            return _refusal(ex, exc)
         finally:
             reader.close()  # at once, even when the request was cancelled
 

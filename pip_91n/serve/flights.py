@@ -20,13 +20,46 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from pip_91n.serve.store import FileCache
 
-__all__ = ["Flight", "FlightFailed", "Flights", "Producer", "Reader", "Sink"]
+__all__ = ["Flight", "FlightFailed", "Flights", "Once", "Producer", "Reader", "Sink"]
 
 log = logging.getLogger("pip_91n")
+
+T = TypeVar("T")
+
+
+class Once(Generic[T]):
+    """Single flight for a small result (a page, a metadata file): one call per key at a
+    time; callers that come while it runs wait for its result, or its exception."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[str, Future[T]] = {}
+
+    def run(self, key: str, fn: Callable[[], T]) -> T:
+        with self._lock:
+            pending = self._pending.get(key)
+            mine = pending is None
+            if pending is None:
+                pending = self._pending[key] = Future()
+        if not mine:
+            return pending.result()
+        try:
+            result = fn()
+        except BaseException as exc:
+            pending.set_exception(exc)
+            raise
+        else:
+            pending.set_result(result)
+        finally:
+            with self._lock:
+                self._pending.pop(key, None)
+        return result
 
 
 class FlightFailed(Exception):

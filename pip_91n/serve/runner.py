@@ -4,7 +4,8 @@ chain's pools and logs closed).
 
 uvicorn runs its h11 protocol, whose incomplete-event limit bounds the request line and
 headers (``MAX_HEADER_BYTES``: a larger request is refused with 400 and the connection
-closed); requests carry no body (the app refuses one with 413).
+closed), with a deadline for each request head (``deadline``); requests carry no body (the
+app refuses one with 413).
 """
 
 from __future__ import annotations
@@ -90,10 +91,12 @@ def _wire() -> Any:
 
 
 #: Imported at start-up, not by the first requests (which would queue behind the import
-#: lock): the download engine, the version parser, the HTML parser, the thread pool.
+#: lock): the download engine, the version parser, the HTML parser, the thread pool, the
+#: event loop's backend and task groups, the HTTP client's connection layer.
 PREIMPORT = ("pip_91n.downloads.api", "pip_91n.downloads.engine", "pip_91n.downloads.stream",
              "pip_91n.downloads.workers", "pip_91n.downloads.small", "packaging.version",
-             "packaging.utils", "html.parser", "anyio.to_thread", "pip_91n.serve.roots")
+             "packaging.utils", "html.parser", "anyio.to_thread", "anyio._backends._asyncio",
+             "anyio._core._tasks", "httpcore", "pip_91n.serve.roots")
 
 
 def build_app(config: MirrorConfig, options: ServeOptions, *,
@@ -145,6 +148,8 @@ def serve(config: MirrorConfig, options: ServeOptions, *,
     ``note`` gets the start-up lines (stderr)."""
     import uvicorn
 
+    from pip_91n.serve.deadline import head_deadline
+
     if config.log is None:  # a server's console is where its log goes
         config = replace(config, log="-")
     _logging()
@@ -156,7 +161,7 @@ def serve(config: MirrorConfig, options: ServeOptions, *,
              "firewall it or put it behind an authenticating proxy")
     app = build_app(config, options, note=note)
     server = uvicorn.Server(uvicorn.Config(
-        app, http="h11", loop="asyncio", lifespan="on", access_log=False, log_config=None,
+        app, http=head_deadline(), loop="asyncio", lifespan="on", access_log=False, log_config=None,
         log_level="warning", server_header=False, proxy_headers=False,
         limit_concurrency=MAX_CONNECTIONS, backlog=MAX_CONNECTIONS, timeout_keep_alive=30,
         timeout_graceful_shutdown=5, h11_max_incomplete_event_size=MAX_HEADER_BYTES,

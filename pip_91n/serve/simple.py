@@ -16,11 +16,11 @@ import html
 import json
 from typing import Any, NamedTuple
 
-from pip_91n.index.pages import parse_page
+from pip_91n.index.pages import ProjectPage, parse_page
 from pip_91n.serve.paths import file_link
 
-__all__ = ["HTML_TYPE", "Entry", "Page", "fresher", "parse_upstream", "render_html",
-           "render_json"]
+__all__ = ["HTML_TYPE", "Entry", "Page", "fresher", "from_parsed", "parse_upstream",
+           "render_html", "render_json"]
 
 HTML_TYPE = "application/vnd.pypi.simple.v1+html"
 
@@ -67,7 +67,11 @@ def parse_upstream(body: bytes, url: str, content_type: str | None,
                    headers: dict[str, str], project: str) -> Page:
     """The page ``url`` answered (``content_type``, ``headers``) for ``project``, read by
     the chain's one page parser (``pip_91n.index.pages``). ``ValueError`` when unreadable."""
-    parsed = parse_page(body, url, content_type, headers)
+    return from_parsed(parse_page(body, url, content_type, headers), project)
+
+
+def from_parsed(parsed: ProjectPage, project: str) -> Page:
+    """The page the chain's page parser read (``ProjectPage``) as the server keeps it."""
     seen: set[str] = set()
     unique = []
     for f in parsed.files:  # one entry per filename: the first, as pip and uv would take it

@@ -8,10 +8,13 @@ stale.
 
 A server sees no exact pins (a client asks for ``/simple/<project>/`` and decides alone),
 so the pin rule (a lagging mirror must not hide a version a later one has) takes its server
-form here: while the chain's race runs, a second race over the mirrors behind the head runs
-beside it, and when its page arrives within ``SECOND_OPINION_GRACE`` of the first and is
-newer (``simple.fresher``: a higher serial, or more versions), it is served instead and its
-serial is remembered, so the lagging mirror's pages count as stale from then on.
+form here: a second opinion on each page. With hash agreement on, the witnesses' pages
+(read beside the race anyway: pypi.org, or the next mirror of another operator) are that
+second opinion, so it costs no request of its own. Otherwise (``PIP_91N_VERIFY=off``, or a
+chain of one operator) a second race over the mirrors behind the head runs beside the
+first, and waits at most ``SECOND_OPINION_GRACE`` after it. A second page that is newer
+(``simple.fresher``: a higher serial, or more versions) is served instead and its serial is
+remembered, so the lagging mirror's pages count as stale from then on.
 """
 
 from __future__ import annotations
@@ -31,11 +34,19 @@ from pip_91n._urls import redact, redact_text
 from pip_91n.chain.attempt import Ask, Fetched
 from pip_91n.chain.session import ChainSession
 from pip_91n.errors import AllMirrorsFailed, Attempt
-from pip_91n.index.pages import JSON_TYPE
+from pip_91n.index.pages import JSON_TYPE, ProjectPage
 from pip_91n.index.routing import KIND_INDEX, KIND_PAGE, Resource
 from pip_91n.net.wire import Wire
+from pip_91n.serve.flights import Once
 from pip_91n.serve.http import PAGE_FRESH, ROOT_FRESH
-from pip_91n.serve.simple import Page, fresher, parse_upstream, render_html, render_json
+from pip_91n.serve.simple import (
+    Page,
+    fresher,
+    from_parsed,
+    parse_upstream,
+    render_html,
+    render_json,
+)
 from pip_91n.serve.store import PageStore, SavedPage
 from pip_91n.settings.catalog import Mirror
 from pip_91n.settings.config import MirrorConfig
@@ -96,13 +107,21 @@ class Chain:
                  root: Path, *, note: Callable[[str], None] | None = None) -> None:
         self.shim = ChainSession(config, chain, wire)
         self.failover = self.shim.failover
-        #: the second opinion on a page asks the mirrors behind the head
-        self.behind_head = frozenset({chain[0].name}) if len(chain) > 1 else None
+        agreement = self.failover.agreement
+        if agreement is not None:  # a page refreshed after PAGE_FRESH reads witnesses again
+            agreement.refresh = PAGE_FRESH
+        #: the second opinion on a page: the witnesses' pages, or else a race over the
+        #: mirrors behind the head
+        self.witnessed = agreement is not None and not agreement.lone
+        self.behind_head = (frozenset({chain[0].name}) if len(chain) > 1 and not self.witnessed
+                            else None)
+        self.failover.on_page = self._witness_page
+        self._beside: dict[str, list[tuple[Page, str]]] = {}  # project -> pages read beside
         self.store = PageStore(root)
         self.note = note or (lambda text: log.warning("%s", text))
         self._lock = threading.Lock()
         self._pages: OrderedDict[str, Published] = OrderedDict()
-        self._pending: dict[str, Future[Published]] = {}
+        self._fetches: Once[Published] = Once()
         self._root_lock = threading.Lock()
 
     def close(self) -> None:
@@ -114,29 +133,12 @@ class Chain:
         """``project``'s page: from memory while fresh, else from the chain (one request
         upstream for every concurrent caller), else the last good copy. Raises
         ``AllMirrorsFailed`` when the chain fails and no copy was ever kept."""
-        now = time.monotonic()
         with self._lock:
             known = self._pages.get(project)
-            if known is not None and known.fresh(now):
+            if known is not None and known.fresh(time.monotonic()):
                 self._pages.move_to_end(project)
                 return known
-            pending = self._pending.get(project)
-            mine = pending is None
-            if pending is None:
-                pending = self._pending[project] = Future()
-        if not mine:
-            return pending.result()
-        try:
-            result = self._fetch_page(project)
-        except BaseException as exc:
-            pending.set_exception(exc)
-            raise
-        else:
-            pending.set_result(result)
-        finally:
-            with self._lock:
-                self._pending.pop(project, None)
-        return result
+        return self._fetches.run(project, lambda: self._fetch_page(project))
 
     def published(self, project: str) -> Published | None:
         """The page last published for ``project`` (memory, else disk), without a request."""
@@ -195,22 +197,34 @@ class Chain:
         threading.Thread(target=run, daemon=True, name="pip-91n-serve-second").start()
         return future
 
+    def _witness_page(self, mirror: str, project: str, parsed: ProjectPage) -> None:
+        """A page the chain read beside a race of ``project`` (a witness): kept as a second
+        opinion while that project's page is being fetched."""
+        with self._lock:
+            box = self._beside.get(project)
+        if box is not None:
+            box.append((from_parsed(parsed, project), mirror))
+
     def _fetch_page(self, project: str) -> Published:
         second = self._second_opinion(project)
+        with self._lock:
+            beside = self._beside[project] = []
         try:
             first = self._race(project)
         except AllMirrorsFailed as exc:
             return self._last_good(project, exc)
+        finally:
+            with self._lock:
+                self._beside.pop(project, None)
         chosen = first
-        if second is not None and first is not None:
-            with contextlib.suppress(Exception):
-                other = second.result(timeout=SECOND_OPINION_GRACE)
-                if other is not None and fresher(first[0], other[0]):
-                    self.note(f"pip-91n serve: {project}: the page from {other[1]} (serial "
-                              f"{other[0].serial}) is newer than {first[1]}'s (serial "
-                              f"{first[0].serial}); serving it")
-                    self.failover.serials.accept(project, other[0].serial)
-                    chosen = other
+        if first is not None:
+            others = list(beside)
+            if second is not None:
+                with contextlib.suppress(Exception):
+                    other = second.result(timeout=SECOND_OPINION_GRACE)
+                    if other is not None:
+                        others.append(other)
+            chosen = self._freshest(project, first, others)
         if chosen is None:
             return Published(project, None, missing=f"{project}: not found on any mirror")
         page, mirror = chosen
@@ -218,6 +232,23 @@ class Chain:
         self._remember(result)
         self.store.save(project, SavedPage(page, result.fetched, mirror))
         return result
+
+    def _freshest(self, project: str, first: tuple[Page, str],
+                  others: list[tuple[Page, str]]) -> tuple[Page, str]:
+        """``first`` (page, mirror), or a newer page among ``others`` (not from a mirror
+        that lost a vote); a newer one is said and its serial remembered."""
+        agreement = self.failover.agreement
+        distrusted = agreement.distrusted if agreement is not None else {}
+        chosen = first
+        for other in others:
+            if other[1] not in distrusted and fresher(chosen[0], other[0]):
+                chosen = other
+        if chosen is not first:
+            self.note(f"pip-91n serve: {project}: the page from {chosen[1]} (serial "
+                      f"{chosen[0].serial}) is newer than {first[1]}'s (serial "
+                      f"{first[0].serial}); serving it")
+            self.failover.serials.accept(project, chosen[0].serial)
+        return chosen
 
     def _last_good(self, project: str, exc: AllMirrorsFailed) -> Published:
         kept = self.published(project)

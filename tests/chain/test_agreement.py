@@ -202,6 +202,29 @@ def test_strict_refuses_what_no_second_source_lists() -> None:
     t.close()
 
 
+def test_a_long_lived_chain_reads_the_witness_again_after_refresh() -> None:
+    """One pip run reads each witness once; a server (``refresh`` set) reads it again when it
+    refreshes a page, so a release the witness has since caught up with is confirmed."""
+    behind = {"b": True}
+    net = Net(a=with_two, b=lambda r: (lagging if behind["b"] else with_two)(r))
+    t = chain(net, "a", "b", verify="strict")
+    agreement = t.failover.agreement
+    assert agreement is not None
+    res = Resource(KIND_FILE, "demo", "demo-2.0-py3-none-any.whl", None, "a")
+    get(t, PAGE)
+    with pytest.raises(HashNotConfirmed):
+        t.failover.check_file(res, file_url("a", res.filename or ""))
+    behind["b"] = False
+    get(t, PAGE)  # within the run: the witness is not asked again
+    assert net.hosts_for("/simple/demo/").count("b") == 1
+    agreement.refresh = 0.2
+    time.sleep(0.25)
+    get(t, PAGE)
+    assert net.hosts_for("/simple/demo/").count("b") == 2
+    t.failover.check_file(res, file_url("a", res.filename or ""))  # confirmed now
+    t.close()
+
+
 def test_a_dead_witness_gets_a_stand_in() -> None:
     gate = threading.Event()
 

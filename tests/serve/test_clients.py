@@ -148,3 +148,24 @@ def test_four_clients_of_one_50_mb_file_cost_one_copy(serve: ServeFactory,
     size = idx.files("fat")[0].size
     upstream = sum(m.stats().bytes_by_file.get(idx.files("fat")[0].filename, 0) for m in ms)
     assert upstream <= 1.05 * size, (upstream, size)
+
+
+@pytest.mark.parametrize("verify", ["quorum", "off"])
+def test_a_lagging_head_is_overruled_by_one_read_of_the_next_mirror(
+        serve: ServeFactory, mirrors, dep_tree, verify: str) -> None:
+    """The second opinion on a page: with hash agreement on, the witness's page (read for the
+    vote anyway) is it, so the next mirror gets one page request per project, not two; with
+    it off, a race over the mirrors behind the head is."""
+    ms = mirrors(dep_tree, [Stale(), None])
+    # no hedge: under load the race itself could ask the next mirror for the page too
+    served = serve(ms, env={"PIP_91N_VERIFY": verify, "PIP_91N_HEDGE_DELAY": "0"})
+    page = httpx.get(served.url + "lib-c/",
+                     headers={"Accept": "application/vnd.pypi.simple.v1+json"}).json()
+    assert "lib_c-2.0-py3-none-any.whl" in {f["filename"] for f in page["files"]}
+    log = served.wait_log("newer than|stale page")  # the second page came first, or after
+    assert "newer than" in log or "stale page" in log, log
+    assert ms[0].stats().count("page", "lib-c") == 1
+    # off: the second race may win first, and then the head's page is stale and the race
+    # asks the next mirror too; quorum: the witness's one read is both
+    assert ms[1].stats().count("page", "lib-c") == (1 if verify == "quorum" else 2) or (
+        verify == "off" and "newer than" in log)

@@ -138,6 +138,9 @@ def test_a_corrupt_mirror_costs_nothing_and_a_corrupt_chain_aborts(
         for _ in resp.iter_bytes():
             pass
     assert "aborted" in only_bad.wait_log("aborted")
+    wrong_metadata = serve([mirror_factory(index, Corrupt(kind="metadata"), name="bad3")])
+    meta = httpx.get(_links(wrong_metadata, "big")[name] + ".metadata")
+    assert meta.status_code == 502 and "sha256" in meta.text, meta.text
     assert httpx.get(only_bad.url + "big/").status_code == 200  # still serving
 
 
