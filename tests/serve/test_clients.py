@@ -4,7 +4,10 @@ pip-tools, with the harness's faulty mirrors behind the server."""
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -169,3 +172,40 @@ def test_a_lagging_head_is_overruled_by_one_read_of_the_next_mirror(
     # asks the next mirror too; quorum: the witness's one read is both
     assert ms[1].stats().count("page", "lib-c") == (1 if verify == "quorum" else 2) or (
         verify == "off" and "newer than" in log)
+
+
+PDM = os.environ.get("PIP_91N_TEST_PDM") or shutil.which("pdm") or ""
+
+
+@pytest.mark.skipif(not Path(PDM).is_file(), reason="pdm is not installed (tox installs it)")
+def test_pdm_locks_and_installs_through_a_black_holed_head(
+        serve: ServeFactory, mirrors, dep_tree: PackageIndex, tmp_path: Path,
+        sealed_env: dict[str, str]) -> None:
+    """pdm, set up the way ``pip-91n env --format pdm`` prints, resolves, locks (with the
+    files' hashes) and installs through the server."""
+    ms = mirrors(dep_tree, [BlackHole(hold=10), None])
+    served = serve(ms)
+    pointed = subprocess.run([sys.executable, "-m", "pip_91n", "env", "--format", "pdm",
+                              "--serve", served.url], env=sealed_env, capture_output=True,
+                             text=True, check=True).stdout
+    url_var = dict(line.removeprefix("export ").split("=", 1) for line in pointed.splitlines()
+                   if line.startswith("export "))
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "demo"\nversion = "0"\nrequires-python = ">=3.8"\n'
+        'dependencies = []\n\n[tool.pdm]\ndistribution = false\n')
+    create_venv(project / ".venv")
+    env = {**sealed_env, **url_var, "PDM_CHECK_UPDATE": "false", "PDM_NON_INTERACTIVE": "1",
+           "PDM_CACHE_DIR": str(tmp_path / "pdm-cache"), "NO_COLOR": "1",
+           "PDM_PYTHON": str(project / ".venv" / "bin" / "python")}
+    proc = subprocess.run([PDM, "add", "app"], cwd=project, env=env, capture_output=True,
+                          text=True, timeout=300, stdin=subprocess.DEVNULL)
+    _ok(proc)
+    assert _installed(project / ".venv") == NEWEST
+    lock = (project / "pdm.lock").read_text()
+    for name, version in NEWEST.items():
+        wheel = f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
+        found = dep_tree.get(wheel)
+        assert found is not None and f"sha256:{found.sha256}" in lock, wheel
+    assert ms[1].stats().count("file") == 4
