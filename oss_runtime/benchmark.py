@@ -10,15 +10,18 @@ from __future__ import annotations
 import os
 import resource
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = ["format_table", "memory_status", "run_benchmark"]
 
 
 def memory_status() -> dict[str, int]:
-    """Bytes: ``peak_rss`` (ru_maxrss) and, on Linux, ``rss_anon``, ``rss_file``, ``hwm``."""
-    out = {"peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    """Bytes: ``peak_rss`` (ru_maxrss) and, on Linux, ``rss_anon``, ``rss_file``, ``hwm``; page
+    fault counts: ``major_faults`` (read from disk) and ``minor_faults``."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out = {"peak_rss": usage.ru_maxrss * 1024, "major_faults": usage.ru_majflt,
+           "minor_faults": usage.ru_minflt}
     try:
         with open("/proc/self/status", encoding="ascii") as f:
             for line in f:
@@ -31,10 +34,28 @@ def memory_status() -> dict[str, int]:
     return out
 
 
+def process_age() -> float | None:
+    """Seconds since this process started (Linux; None elsewhere)."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as f:
+            start_ticks = int(f.read().rpartition(")")[2].split()[19])
+        with open("/proc/uptime", encoding="ascii") as f:
+            uptime = float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):  # pragma: no cover - not Linux
+        return None
+    return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+
+
 def run_benchmark(source: str | os.PathLike[str] | None, *, prompt_tokens: int = 32,
                   new_tokens: int = 8, threads: int | None = None,
-                  load_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Load ``source`` with `load_gpt_oss_20b`, prefill ``prompt_tokens``, decode ``new_tokens``."""
+                  load_kwargs: Mapping[str, Any] | None = None, steady_tokens: int = 0,
+                  extra_prefills: Sequence[int] = ()) -> dict[str, Any]:
+    """Load ``source`` with `load_gpt_oss_20b`, prefill ``prompt_tokens``, decode ``new_tokens``.
+
+    ``steady_tokens``: then decode that many more, timed apart (``steady_tok_s``: the first
+    tokens of a fresh process also pay the first touch of each expert's mapped pages).
+    ``extra_prefills``: then prefill prompts of these lengths, each with a new cache
+    (``extra_prefill_tok_s``)."""
     import torch
     from transformers import DynamicCache
 
@@ -57,10 +78,22 @@ def run_benchmark(source: str | os.PathLike[str] | None, *, prompt_tokens: int =
         logits = rt.model(input_ids=prompt, **kw).logits
         token = logits[:, -1].argmax(-1, keepdim=True)
         first = time.perf_counter()
+        age = process_age()
         for _ in range(new_tokens):
             logits = rt.model(input_ids=token, **kw).logits
             token = logits[:, -1].argmax(-1, keepdim=True)
         done = time.perf_counter()
+        for _ in range(steady_tokens):
+            logits = rt.model(input_ids=token, **kw).logits
+            token = logits[:, -1].argmax(-1, keepdim=True)
+        steady = time.perf_counter()
+        extra = {}
+        for n in extra_prefills:
+            ids = torch.randint(0, min(vocab, 50_000), (1, n), generator=gen).to(device)
+            kw[cache_kwarg(rt.model)] = DynamicCache(config=rt.model.config)
+            t0 = time.perf_counter()
+            rt.model(input_ids=ids, **kw)
+            extra[str(n)] = n / max(time.perf_counter() - t0, 1e-9)
     mem = memory_status()
     return {
         "source": str(rt.path),
@@ -77,6 +110,10 @@ def run_benchmark(source: str | os.PathLike[str] | None, *, prompt_tokens: int =
         "prefill_tok_s": prompt_tokens / max(first - loaded, 1e-9),
         "decode_tokens": new_tokens,
         "decode_tok_s": new_tokens / max(done - first, 1e-9),
+        "first_token_since_start_s": age,
+        "steady_tokens": steady_tokens,
+        "steady_tok_s": steady_tokens / max(steady - done, 1e-9) if steady_tokens else None,
+        "extra_prefill_tok_s": extra,
         "estimated_peak_bytes": rt.plan.estimated_peak_bytes,
         **mem,
     }

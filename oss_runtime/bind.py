@@ -123,9 +123,10 @@ def load_model(
     expert_cache_bytes: int = 0,
     kernel: str | bool = "auto",
     tile_rows: int = 512,
-    kernel_max_tokens: int = 4,
+    kernel_max_tokens: int | None = None,
     prefill_chunk: int | None = 512,
     checkpoint: Checkpoint | None = None,
+    prefault: bool | None = None,
 ) -> Any:
     """Load a gpt-oss checkpoint directory as a `GptOssForCausalLM` with mapped MXFP4 experts.
 
@@ -134,6 +135,12 @@ def load_model(
     LRU of dequantized experts (0 disables it). ``kernel`` is ``"auto"`` (fused C++ kernel when it
     builds, else pure torch), ``True`` (require it) or ``False`` (pure torch). Prompts longer
     than ``prefill_chunk`` tokens run in chunks sharing the KV cache (``None`` disables it).
+    ``kernel_max_tokens``: calls with at most this many tokens per expert (and per bf16 linear
+    layer) go through the fused kernels, longer ones through torch's matmul; by default 4, or 256
+    for a bf16 model on a CPU without native bf16 matmul (`_default_kernel_tokens`).
+    ``prefault`` (default: off unless ``OSS_RUNTIME_PREFAULT=1``) maps the experts' pages into the
+    process in a background thread (`oss_runtime.prefault`), so the first tokens of a fresh
+    process do not take a page fault per page of each expert they reach.
     """
     torch = _torch()
     from oss_runtime import experts as ex
@@ -158,6 +165,8 @@ def load_model(
     # copies the whole [vocab, hidden] weight (1.16 GB for gpt-oss-20b). A fresh input avoids it.
     model.lm_head.register_forward_pre_hook(_contiguous_input)
     fused = _pick_kernel(kernel)
+    if kernel_max_tokens is None:
+        kernel_max_tokens = _default_kernel_tokens(compute)
     cache = ex.ExpertCache(expert_cache_bytes) if expert_cache_bytes > 0 else None
     for i, layer in enumerate(model.model.layers):
         p = expert_prefix(i)
@@ -188,6 +197,11 @@ def load_model(
             tile_rows=tile_rows, cache=cache, kernel=fused, kernel_max_tokens=kernel_max_tokens,
         )
         layer.mlp = ex.RoutedMoE(layer.mlp.router, experts)
+    if (fused is not None and compute == torch.bfloat16 and getattr(fused, "has_bf16_linear", False)
+            and _env_on("OSS_RUNTIME_BF16_GEMV")):
+        from oss_runtime.gemv import install_bf16_gemv
+
+        install_bf16_gemv(model, fused, max_tokens=kernel_max_tokens)
     leftover = sorted(
         n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta
     )
@@ -200,9 +214,48 @@ def load_model(
     model.eval()
     model.requires_grad_(False)
     model._oss_files = files  # keep the mappings alive as long as the model
+    if _prefault_on(prefault):
+        from oss_runtime.prefault import start_prefault
+
+        dense = {f for f in ck.files if not _sparse(f)}  # holes read as zeros: nothing to map
+        ranges = [(i.file, i.offset, i.nbytes) for n, i in ck.tensors.items()
+                  if ".mlp.experts." in n and i.dtype == "U8" and i.file in dense]
+        model._oss_prefault = start_prefault(files._maps, ranges)
     model._oss_checkpoint = ck
     model._oss_expert_cache = cache
     return model
+
+
+def _default_kernel_tokens(compute: Any) -> int:
+    """How many tokens the fused kernels take before torch's matmul does better.
+
+    Where torch has no native bf16 matmul (no AVX512-BF16/AMX: oneDNN says so), its bf16
+    ``F.linear`` runs 3-4x slower than the kernels even at 128 tokens (measured on an AVX2-only
+    2-core machine, see docs/benchmarks.md), so a bf16 model sends prefill through them too."""
+    torch = _torch()
+    if compute != torch.bfloat16:
+        return 4
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - torch without oneDNN
+        native = False
+    return 4 if native else 256
+
+
+def _sparse(path: str) -> bool:
+    """Whether most of ``path`` is holes (a synthetic checkpoint written without data)."""
+    st = os.stat(path)
+    return getattr(st, "st_blocks", None) is not None and st.st_blocks * 512 < st.st_size // 2
+
+
+def _env_on(name: str, default: str = "1") -> bool:
+    return os.environ.get(name, default).strip().lower() not in ("0", "off", "false", "no", "")
+
+
+def _prefault_on(prefault: bool | None) -> bool:
+    # off by default: measured on the random 20b checkpoint, it sped the first 32 decoded tokens
+    # of a fresh process up by 5-16 % but slowed the prefill before them by up to 30 %
+    return _env_on("OSS_RUNTIME_PREFAULT", "0") if prefault is None else prefault
 
 
 def _contiguous_input(module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -2,7 +2,8 @@
 
 `load_kernel()` compiles ``_kernels/mxfp4_linear.cpp`` with ``torch.utils.cpp_extension`` into a
 cache directory (``$OSS_RUNTIME_CACHE_DIR``, else the user cache dir ``oss-runtime``), keyed by a
-hash of the source and the torch version, and returns ``fn(x, blocks, scales, bias) -> y``. When
+hash of the source and the torch version, and returns ``fn(x, blocks, scales, bias) -> y`` (its
+``bf16_linear`` is the mat-vec of the bf16 layers, see `oss_runtime.gemv`). When
 no compiler works, it returns ``None`` and `status()` says why; callers then use the pure-torch
 path, which computes the same values (decode about 4-7x slower). ``OSS_RUNTIME_KERNEL=0``
 disables the kernel.
@@ -213,7 +214,7 @@ def _build(directory: Path) -> Any:
                 module = cpp_extension.load_inline(  # type: ignore[no-untyped-call]
                     name=name,
                     cpp_sources=[_SOURCE.read_text()],
-                    functions=["mxfp4_linear", "mxfp4_dequant", "mxfp4_best_isa"],
+                    functions=["mxfp4_linear", "mxfp4_dequant", "mxfp4_best_isa", "bf16_linear"],
                     extra_cflags=["-O3", "-fopenmp"],
                     extra_ldflags=["-fopenmp"],
                     build_directory=str(build),
@@ -261,6 +262,8 @@ class FusedKernel:
         self._mod = module
         self._isa = isa
         self._empty = torch.empty(0)
+        #: whether this build has the bf16 mat-vec (`oss_runtime.gemv`)
+        self.has_bf16_linear = hasattr(module, "bf16_linear")
         best = int(module.mxfp4_best_isa())
         self.isa = _ISA_NAMES.get(best if isa < 0 else min(isa, best), "?")
 
@@ -269,6 +272,10 @@ class FusedKernel:
         return self._mod.mxfp4_linear(
             x, blocks, scales, self._empty if bias is None else bias, self._isa
         )
+
+    def bf16_linear(self, x: Any, weight: Any, bias: Any = None) -> Any:
+        """``x [T, K] float32 @ weight [R, K] bfloat16 .T + bias`` (float32 or None) -> ``[T, R]``."""
+        return self._mod.bf16_linear(x, weight, self._empty if bias is None else bias, self._isa)
 
     def dequant(self, blocks: Any, scales: Any, out: Any) -> Any:
         """Exact dequantization into a contiguous float32/bfloat16 ``out [R, K]``."""

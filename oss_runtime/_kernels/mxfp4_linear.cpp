@@ -40,6 +40,14 @@ struct ScaleTable {
 };
 const ScaleTable kScale;
 
+struct HalfScaleTable {  // 2^(s-128): the scale of a code table holding twice each e2m1 value
+  float v[256];
+  HalfScaleTable() {
+    for (int s = 0; s < 256; ++s) v[s] = std::ldexp(1.0f, s - 128);
+  }
+};
+const HalfScaleTable kHalfScale;
+
 inline float scale_of(uint8_t s) { return kScale.v[s]; }
 
 // One 32-value block rebuilt exactly into lo[16] (even elements) and hi[16] (odd elements).
@@ -166,8 +174,57 @@ __attribute__((target("avx2,fma"))) inline __m256 value8(__m256 table, __m256i b
   return _mm256_or_ps(mag, _mm256_castsi256_ps(sign));
 }
 
+// One token, four rows at a time. Codes become exact small integers (twice the e2m1 value) with
+// one byte shuffle, then floats; each block's 32 products are summed before its scale is
+// applied once, and four rows give four independent accumulator chains.
+__attribute__((target("avx2,fma"))) int64_t rows_avx2_t1(const Args& a, int64_t r0, int64_t r1) {
+  constexpr int RB = 4;
+  const __m128i table = _mm_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
+  const __m128i low4 = _mm_set1_epi8(15);
+  int64_t r = r0;
+  for (; r + RB <= r1; r += RB) {
+    __m256 acc[RB];
+    for (int k = 0; k < RB; ++k) acc[k] = _mm256_setzero_ps();
+    for (int64_t g = 0; g < a.G; ++g) {
+      const __m256 xe0 = _mm256_loadu_ps(a.xe + g * 16), xe1 = _mm256_loadu_ps(a.xe + g * 16 + 8);
+      const __m256 xo0 = _mm256_loadu_ps(a.xo + g * 16), xo1 = _mm256_loadu_ps(a.xo + g * 16 + 8);
+      for (int k = 0; k < RB; ++k) {
+        const int64_t i = (r + k) * a.G + g;
+        const uint8_t s = a.scales[i];
+        if (s == 255) {
+          alignas(32) float l[16], h[16];
+          decode_block(a.blocks + i * 16, s, l, h);
+          __m256 t = _mm256_mul_ps(_mm256_load_ps(l), xe0);
+          t = _mm256_fmadd_ps(_mm256_load_ps(l + 8), xe1, t);
+          t = _mm256_fmadd_ps(_mm256_load_ps(h), xo0, t);
+          t = _mm256_fmadd_ps(_mm256_load_ps(h + 8), xo1, t);
+          acc[k] = _mm256_add_ps(acc[k], t);
+          continue;
+        }
+        const __m128i bytes = _mm_loadu_si128((const __m128i*)(a.blocks + i * 16));
+        const __m128i vlo = _mm_shuffle_epi8(table, _mm_and_si128(bytes, low4));
+        const __m128i vhi = _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(bytes, 4), low4));
+        const __m256 e0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(vlo));
+        const __m256 e1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(vlo, 8)));
+        const __m256 o0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(vhi));
+        const __m256 o1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(vhi, 8)));
+        __m256 t1 = _mm256_mul_ps(e0, xe0);
+        __m256 t2 = _mm256_mul_ps(o0, xo0);
+        t1 = _mm256_fmadd_ps(e1, xe1, t1);
+        t2 = _mm256_fmadd_ps(o1, xo1, t2);
+        acc[k] = _mm256_fmadd_ps(_mm256_add_ps(t1, t2), _mm256_set1_ps(kHalfScale.v[s]), acc[k]);
+      }
+    }
+    for (int k = 0; k < RB; ++k) {
+      a.y[r + k] = hsum256(acc[k]) + (a.bias ? a.bias[r + k] : 0.f);
+    }
+  }
+  return r;  // rows left over are done by the general loop
+}
+
 __attribute__((target("avx2,fma"))) void rows_avx2(const Args& a, int64_t r0, int64_t r1) {
   constexpr int TB = 4;
+  if (a.T == 1) r0 = rows_avx2_t1(a, r0, r1);
   const int64_t K2 = a.G * 16;
   const __m256 table = _mm256_loadu_ps(kE2M1);  // magnitudes; the sign is bit 3 of the code
   const __m256i low4 = _mm256_set1_epi32(15), bit3 = _mm256_set1_epi32(8);
@@ -242,6 +299,63 @@ __attribute__((target("avx512f"))) void dequant_avx512(const uint8_t* pb, const 
       _mm256_storeu_si256((__m256i*)(oh + i * 32 + 16), _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(v1), 16)));
     }
   }
+}
+#endif
+
+inline float bf16_to_float(uint16_t h) {
+  const uint32_t bits = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// y [T, R] = x [T, K] (float32) @ w [R, K] (bfloat16).T + bias, rows [r0, r1), plain C++.
+void bf16_rows_scalar(const float* x, const uint16_t* w, const float* bias, float* y, int64_t T,
+                      int64_t K, int64_t R, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int64_t t = 0; t < T; ++t) {
+      float acc = 0.f;
+      for (int64_t k = 0; k < K; ++k) acc += bf16_to_float(w[r * K + k]) * x[t * K + k];
+      y[t * R + r] = acc + (bias ? bias[r] : 0.f);
+    }
+  }
+}
+
+#ifdef OSS_X86
+__attribute__((target("avx2,fma"))) inline __m256 bf16x8(const uint16_t* p) {
+  const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));  // a bfloat16 is a float's top half
+}
+
+// Four rows at a time, two accumulators each (eight independent FMA chains); each product is
+// exact in float32, only the order of the additions differs from torch's bf16 matmul.
+__attribute__((target("avx2,fma"))) void bf16_rows_avx2(const float* x, const uint16_t* w,
+                                                       const float* bias, float* y, int64_t T,
+                                                       int64_t K, int64_t R, int64_t r0, int64_t r1) {
+  constexpr int RB = 4;
+  const int64_t K16 = K - K % 16;
+  int64_t r = r0;
+  for (; r + RB <= r1; r += RB) {
+    for (int64_t t = 0; t < T; ++t) {  // a few tokens: the 4 rows stay in cache between them
+      const float* xt = x + t * K;
+      __m256 a0[RB], a1[RB];
+      for (int j = 0; j < RB; ++j) a0[j] = a1[j] = _mm256_setzero_ps();
+      for (int64_t k = 0; k < K16; k += 16) {
+        const __m256 x0 = _mm256_loadu_ps(xt + k), x1 = _mm256_loadu_ps(xt + k + 8);
+        for (int j = 0; j < RB; ++j) {
+          const uint16_t* wr = w + (r + j) * K + k;
+          a0[j] = _mm256_fmadd_ps(bf16x8(wr), x0, a0[j]);
+          a1[j] = _mm256_fmadd_ps(bf16x8(wr + 8), x1, a1[j]);
+        }
+      }
+      for (int j = 0; j < RB; ++j) {
+        float acc = hsum256(_mm256_add_ps(a0[j], a1[j]));
+        for (int64_t k = K16; k < K; ++k) acc += bf16_to_float(w[(r + j) * K + k]) * xt[k];
+        y[t * R + r + j] = acc + (bias ? bias[r + j] : 0.f);
+      }
+    }
+  }
+  bf16_rows_scalar(x, w, bias, y, T, K, R, r, r1);
 }
 #endif
 
@@ -335,6 +449,33 @@ torch::Tensor mxfp4_dequant(torch::Tensor blocks, torch::Tensor scales, torch::T
     }
   });
   return out;
+}
+
+// y [T, R] = x [T, K] float32 @ w [R, K] bfloat16 .T + bias (float32 [R] or empty), for a few
+// tokens (decode): reads each weight once, at the memory bandwidth, with AVX2 where present.
+torch::Tensor bf16_linear(torch::Tensor x, torch::Tensor w, torch::Tensor bias, int64_t isa) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat32, "x must be float32 [T, K]");
+  TORCH_CHECK(w.dim() == 2 && w.scalar_type() == torch::kBFloat16 && w.size(1) == x.size(1),
+              "w must be bfloat16 [R, K] with K = x.size(1)");
+  const int64_t T = x.size(0), K = x.size(1), R = w.size(0);
+  const bool has_bias = bias.numel() > 0;
+  if (has_bias) TORCH_CHECK(bias.numel() == R && bias.scalar_type() == torch::kFloat32, "bias must be float32 [R]");
+  auto xc = x.contiguous();
+  auto wc = w.contiguous();
+  auto bb = has_bias ? bias.contiguous() : bias;
+  auto y = torch::empty({T, R}, x.options());
+  const float* px = xc.data_ptr<float>();
+  const uint16_t* pw = reinterpret_cast<const uint16_t*>(wc.data_ptr<at::BFloat16>());
+  const float* pb = has_bias ? bb.data_ptr<float>() : nullptr;
+  float* py = y.data_ptr<float>();
+  const int which = pick_isa(isa);
+  at::parallel_for(0, R, 64, [&](int64_t r0, int64_t r1) {
+#ifdef OSS_X86
+    if (which >= 1) return bf16_rows_avx2(px, pw, pb, py, T, K, R, r0, r1);
+#endif
+    bf16_rows_scalar(px, pw, pb, py, T, K, R, r0, r1);
+  });
+  return y;
 }
 
 int64_t mxfp4_best_isa() { return pick_isa(-1); }

@@ -211,3 +211,18 @@ def test_a_failed_build_is_remembered_per_compiler(tmp_path: Path) -> None:
     other.chmod(0o755)
     retried = _run(script, CXX=str(other), OSS_RUNTIME_CACHE_DIR=cache)
     assert "building the MXFP4 kernel" in retried.stderr  # a new compiler: worth a new try
+
+
+@needs_kernel
+@pytest.mark.parametrize("rows", [1, 5, 203])
+def test_one_token_rows_not_a_multiple_of_four(rows: int) -> None:
+    """The one-token path does rows four at a time; the rest go through the general loop."""
+    blocks, scales = _weights(rows, 3, seed=rows)
+    scales[0, 0] = 255  # the overflowing scale inside the four-row path too
+    x = torch.randn(1, 96, generator=torch.Generator().manual_seed(rows))
+    ref = kernel.reference_linear(x, blocks, scales)
+    finite = torch.isfinite(ref)
+    for isa in (1, 2):
+        ours = kernel.load_kernel(isa=isa).linear(x, blocks, scales)  # type: ignore[union-attr]
+        assert torch.equal(torch.isfinite(ours), finite)
+        torch.testing.assert_close(ours[finite], ref[finite], rtol=1e-4, atol=1e-4)
