@@ -42,6 +42,13 @@ def _install(venv: Venv, env: dict[str, str], target: Path, *args: str) -> Any:
                     "big", env=env, check=False, timeout=180)
 
 
+def _ctrl_c_on() -> None:
+    """In the child: Ctrl-C as in a terminal, even when this run was started in the
+    background of a shell without job control (which leaves SIGINT ignored, and Python then
+    never raises KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(venv: Venv, env: dict[str, str], target: Path, *args: str) -> None:
     """Start ``pip install big`` and press Ctrl-C once a few MiB of it arrived (the engine
     fetches it: the file is above the segment threshold, not for the in-memory fast path)."""
@@ -50,7 +57,7 @@ def _interrupt(venv: Venv, env: dict[str, str], target: Path, *args: str) -> Non
     proc = subprocess.Popen(
         [str(venv.python), "-m", "pip", "install", "--disable-pip-version-check", "--target",
          str(target), *args, "big"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+        text=True, preexec_fn=_ctrl_c_on)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
