@@ -47,10 +47,13 @@ NOTES = """\
 - **Noise.** The 2-core machine is shared with other test runs; with two OpenMP threads a busy
   neighbour stalls every parallel region, so single rounds vary up to 2x. Rates are the best of
   the timed rounds (decode median beside it); compare ratios within one run.
-- **20B-shape row.** The sparse checkpoint's data are zeros, so every token routes to the same four
-  experts per layer; the bytes and the arithmetic per token are those of the real model, the page
-  cache behaviour is kinder than real text. It shows load time and memory for the full shape:
-  transformers cannot load it on this 24 GB machine at all (it dequantizes to about 42 GB)."""
+- **20B-shape row: a best case.** The sparse checkpoint's data are zeros, so every token routes to
+  the same four experts per layer; the bytes and the arithmetic per token are those of the real
+  model, but the page cache and page-fault behaviour is far kinder than real text, where routing
+  varies per token. Random full-shape weights decode slower: see "oss_runtime vs llama.cpp"
+  below for those figures, side by side with llama.cpp. It shows load time and memory for the
+  full shape: transformers cannot load it on this 24 GB machine at all (it dequantizes to about
+  42 GB)."""
 
 
 def _status() -> dict[str, int]:
@@ -219,7 +222,8 @@ def _gb(n: float) -> str:
 
 def _table(rows: list[dict[str, Any]], bpt: dict[str, int], bw: float, label: str) -> str:
     names = {"ours": "oss_runtime (mapped MXFP4)", "hf": "transformers (Mxfp4Config(dequantize=True))",
-             "ours-20b": "oss_runtime, 20B-shape sparse checkpoint (24 layers)"}
+             "ours-20b": "oss_runtime, 20B-shape sparse checkpoint (24 layers; all-zero weights: "
+                         "best case, every token routed to the same 4 experts)"}
     lines = [
         f"Checkpoint: {label}. Machine: {platform.machine()}, {os.cpu_count()} cores, "
         f"measured read bandwidth {bw:.1f} GB/s (the machine is shared). bf16 non-expert path, "

@@ -40,7 +40,9 @@ NOTES = """\
   them costs no disk I/O anyway).
 - **Peak RSS** is `ru_maxrss` (VmHWM): anonymous memory plus the touched pages of the mapped files.
   The sparse checkpoint's data are zeros, so every token routes to the same four experts per layer;
-  the bytes and arithmetic per token are those of the real model.
+  the bytes and arithmetic per token are those of the real model. **These figures are a best
+  case** (few expert pages touched, so low peak RSS and no per-token page faults); random weights,
+  whose routing varies like real text's, are measured in "oss_runtime vs llama.cpp".
 - **Noise and a cold page cache.** The 2 cores are shared with other benchmark and test runs.
   The first process after the checkpoint is written finds none of its pages in the page cache
   and takes longer to the first token: 6.2 s, 11.3 s and 32.8 s in three runs of 2026-12-06
