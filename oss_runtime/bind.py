@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from oss_runtime.checkpoint import Checkpoint, TensorInfo, inspect_checkpoint
+from oss_runtime.environment import switch
 from oss_runtime.errors import CheckpointError, MissingDependency
 
 __all__ = ["MappedFiles", "load_model", "resolve_dtype"]
@@ -101,6 +102,8 @@ def _build_skeleton(ck: Checkpoint, dtype: Any) -> Any:
     try:
         from accelerate import init_empty_weights  # type: ignore[import-untyped]
         from transformers import GptOssConfig, GptOssForCausalLM
+
+        from oss_runtime.attention import register as register_attention
     except ImportError as exc:
         raise MissingDependency(
             f"loading gpt-oss needs transformers>=4.55 and accelerate ({exc}); install them with "
@@ -109,7 +112,8 @@ def _build_skeleton(ck: Checkpoint, dtype: Any) -> Any:
     config = GptOssConfig.from_pretrained(ck.root)
     if hasattr(config, "quantization_config"):
         del config.quantization_config  # transformers' quantizer must never run here
-    config._attn_implementation = "eager"  # sinks need the raw logits; sdpa is unsupported
+    # sinks need the raw logits (no sdpa): transformers' eager attention, computed in float32
+    config._attn_implementation = register_attention()
     config.dtype = dtype
     with init_empty_weights():
         model = GptOssForCausalLM(config)
@@ -127,6 +131,7 @@ def load_model(
     prefill_chunk: int | None = 512,
     checkpoint: Checkpoint | None = None,
     prefault: bool | None = None,
+    expert_activations: str = "float32",
 ) -> Any:
     """Load a gpt-oss checkpoint directory as a `GptOssForCausalLM` with mapped MXFP4 experts.
 
@@ -141,6 +146,8 @@ def load_model(
     ``prefault`` (default: off unless ``OSS_RUNTIME_PREFAULT=1``) maps the experts' pages into the
     process in a background thread (`oss_runtime.prefault`), so the first tokens of a fresh
     process do not take a page fault per page of each expert they reach.
+    ``expert_activations="int8"`` rounds the experts' inputs to int8 per 32 values wherever the
+    fused kernel runs them (llama.cpp's trade; ``"float32"``, the default, is exact).
     """
     torch = _torch()
     from oss_runtime import experts as ex
@@ -195,10 +202,11 @@ def load_model(
         experts = ex.MappedExperts(
             weights, layer_idx=i, dtype=compute, limit=spec.swiglu_limit, alpha=spec.swiglu_alpha,
             tile_rows=tile_rows, cache=cache, kernel=fused, kernel_max_tokens=kernel_max_tokens,
+            int8=expert_activations == "int8",
         )
         layer.mlp = ex.RoutedMoE(layer.mlp.router, experts)
     if (fused is not None and compute == torch.bfloat16 and getattr(fused, "has_bf16_linear", False)
-            and _env_on("OSS_RUNTIME_BF16_GEMV")):
+            and switch("OSS_RUNTIME_BF16_GEMV", True)):
         from oss_runtime.gemv import install_bf16_gemv
 
         install_bf16_gemv(model, fused, max_tokens=kernel_max_tokens)
@@ -248,14 +256,10 @@ def _sparse(path: str) -> bool:
     return getattr(st, "st_blocks", None) is not None and st.st_blocks * 512 < st.st_size // 2
 
 
-def _env_on(name: str, default: str = "1") -> bool:
-    return os.environ.get(name, default).strip().lower() not in ("0", "off", "false", "no", "")
-
-
 def _prefault_on(prefault: bool | None) -> bool:
     # off by default: measured on the random 20b checkpoint, it sped the first 32 decoded tokens
     # of a fresh process up by 5-16 % but slowed the prefill before them by up to 30 %
-    return _env_on("OSS_RUNTIME_PREFAULT", "0") if prefault is None else prefault
+    return switch("OSS_RUNTIME_PREFAULT", False) if prefault is None else prefault
 
 
 def _contiguous_input(module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -24,6 +24,10 @@ def _load_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--expert-cache", default="0", help="bytes of dequantized experts kept, e.g. 2GB"
     )
+    p.add_argument(
+        "--expert-activations", default=None, choices=("float32", "int8"),
+        help="float32: exact (default; $OSS_RUNTIME_EXPERT_ACTIVATIONS); int8: each expert's "
+             "input rounded to int8 per 32 values, as llama.cpp does (faster on a CPU)")
 
 
 def _max_memory(items: list[str] | None) -> dict[int | str, str] | None:
@@ -61,11 +65,13 @@ def _on_disk(source: str) -> Any:
 
 def _options(args: argparse.Namespace) -> Any:
     from oss_runtime.api import _cache_bytes
+    from oss_runtime.environment import expert_activations
     from oss_runtime.plan import LoadOptions
 
     return LoadOptions(device=args.device, quantization=args.quantization, dtype=args.dtype,
                        max_memory=_max_memory(args.max_memory),
-                       expert_cache=_cache_bytes(args.expert_cache))
+                       expert_cache=_cache_bytes(args.expert_cache),
+                       expert_activations=expert_activations(args.expert_activations))
 
 
 def memory_table(
@@ -146,7 +152,8 @@ def _load(args: argparse.Namespace, source: Any = None) -> Any:
     return load_gpt_oss_20b(source or args.source, device=args.device, dtype=args.dtype,
                             quantization=args.quantization, max_memory=_max_memory(args.max_memory),
                             expert_cache=args.expert_cache, offline=args.offline or None,
-                            revision=args.revision, progress=not args.quiet)
+                            revision=args.revision, progress=not args.quiet,
+                            expert_activations=args.expert_activations)
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
@@ -208,7 +215,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     kwargs = {"device": args.device, "dtype": args.dtype, "quantization": args.quantization,
               "max_memory": _max_memory(args.max_memory), "expert_cache": args.expert_cache,
-              "offline": args.offline or None, "revision": args.revision, "progress": not args.quiet}
+              "offline": args.offline or None, "revision": args.revision, "progress": not args.quiet,
+              "expert_activations": args.expert_activations}
     result = run_benchmark(args.source, prompt_tokens=args.prompt_tokens, new_tokens=args.new_tokens,
                            threads=args.threads, load_kwargs=kwargs)
     print(json.dumps(result, indent=2) if args.json else format_table(result))

@@ -16,10 +16,40 @@ import os
 import re
 from typing import Any
 
-__all__ = ["NATIVE_KERNEL_REPO", "Environment", "detect_environment", "memory_info"]
+__all__ = ["EXPERT_ACTIVATIONS", "NATIVE_KERNEL_REPO", "SWITCHES", "Environment", "detect_environment",
+           "expert_activations", "memory_info", "switch"]
 
 #: The hub repo transformers fetches its native MXFP4 (Triton) kernels from, at load time.
 NATIVE_KERNEL_REPO = "kernels-community/gpt-oss-triton-kernels"
+#: The experts' input precision on the fused CPU kernel: exact float32, or int8 per 32 values
+#: (llama.cpp's MXFP4 x Q8_0 trade, asked for explicitly; `oss_runtime.kernel`).
+EXPERT_ACTIVATIONS = ("float32", "int8")
+_OFF = frozenset({"0", "off", "false", "no"})
+#: The environment switches of the CPU path and their defaults (docs/runtime.md).
+SWITCHES = {"OSS_RUNTIME_KERNEL": "1", "OSS_RUNTIME_BF16_GEMV": "1", "OSS_RUNTIME_PREFAULT": "0",
+            "OSS_RUNTIME_EXPERT_ACTIVATIONS": "float32"}
+
+
+def switch(name: str, default: bool) -> bool:
+    """An on/off environment switch: unset or empty is ``default``, ``0``/``off``/``false``/``no``
+    is off, any other value on."""
+    value = os.environ.get(name, "").strip().lower()
+    return default if not value else value not in _OFF
+
+
+def expert_activations(value: str | None = None) -> str:
+    """``value``, else ``$OSS_RUNTIME_EXPERT_ACTIVATIONS``, else ``"float32"``; checked."""
+    origin = "expert_activations"
+    if value is None:
+        value = os.environ.get("OSS_RUNTIME_EXPERT_ACTIVATIONS", "").strip() or "float32"
+        origin = "OSS_RUNTIME_EXPERT_ACTIVATIONS"
+    chosen = str(value).strip().lower()
+    if chosen not in EXPERT_ACTIVATIONS:
+        raise ValueError(
+            f"{origin} must be 'float32' (exact, the default) or 'int8' (the experts' inputs "
+            f"rounded to int8 per 32 values, as llama.cpp does: faster on a CPU), got {value!r}"
+        )
+    return chosen
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +77,8 @@ class Environment:
     # the fused CPU kernel (oss_runtime.kernel.state): ready | buildable | unavailable | unknown
     kernel_status: str = "unknown"
     kernel_detail: str = ""
+    #: the OSS_RUNTIME_* switches set here (name, value), for doctor (`SWITCHES`)
+    switches: tuple[tuple[str, str], ...] = ()
 
     def native_mxfp4_missing(self) -> list[str]:
         """What transformers' native MXFP4 path lacks here (empty: it can run), each in the
@@ -98,6 +130,8 @@ class Environment:
              + f" ({NATIVE_KERNEL_REPO}" + (", HF_HUB_OFFLINE set)" if self.hub_offline
                                             else ", fetched on first native load)")),
             ("cpu kernel", f"{self.kernel_status}: {self.kernel_detail}"),
+            ("switches", ", ".join(f"{k}={v}" for k, v in self.switches) or "none set (defaults: "
+             + ", ".join(f"{k}={v}" for k, v in SWITCHES.items()) + ")"),
         ]
 
 
@@ -222,6 +256,7 @@ def detect_environment() -> Environment:
         kernels_version=_version("kernels"),
         hub_offline=offline_requested(),
         native_kernel_cached=_native_kernel_cached(),
+        switches=tuple((k, os.environ[k]) for k in SWITCHES if os.environ.get(k, "").strip()),
         **({**_transformers_mxfp4(), **cuda} if cuda else {}),
         **(_cpu_kernel() if importlib.util.find_spec("torch") is not None else {}),
     )

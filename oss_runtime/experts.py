@@ -111,6 +111,7 @@ class MappedExperts(nn.Module):
         cache: ExpertCache | None = None,
         kernel: FusedKernel | None = None,
         kernel_max_tokens: int = 4,
+        int8: bool = False,
     ) -> None:
         super().__init__()
         self.w = weights
@@ -121,6 +122,8 @@ class MappedExperts(nn.Module):
         self.cache = cache
         self.kernel = kernel if weights.quantized else None
         self.kernel_max_tokens = kernel_max_tokens
+        #: the fused kernel rounds each expert's input to int8 per 32 values (an explicit choice)
+        self.int8 = int8
         self.num_experts = weights.num_experts
         # biases are small ([E, 2I] + [E, H]); keep them in the compute dtype and in float32
         self._bias = {
@@ -130,7 +133,9 @@ class MappedExperts(nn.Module):
 
     def extra_repr(self) -> str:
         kind = "mxfp4" if self.w.quantized else "dense"
-        return f"layer={self.layer_idx}, experts={self.num_experts}, {kind}, kernel={self.kernel is not None}"
+        int8 = ", int8 inputs" if self.int8 and self.kernel is not None else ""
+        return (f"layer={self.layer_idx}, experts={self.num_experts}, {kind}, "
+                f"kernel={self.kernel is not None}{int8}")
 
     # -- per-expert linear maps ---------------------------------------------------------------
     def _full(self, e: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -180,10 +185,11 @@ class MappedExperts(nn.Module):
         if self.kernel is not None and x.shape[0] <= self.kernel_max_tokens:
             bias32 = self._bias[torch.float32]
             xf = x.to(torch.float32).contiguous()
-            gu = self.kernel.linear(xf, self.w.gate_up[0][e], self.w.gate_up[1][e], bias32[0][e])
+            gu = self.kernel.linear(xf, self.w.gate_up[0][e], self.w.gate_up[1][e], bias32[0][e],
+                                    int8=self.int8)
             act = mxfp4.swiglu(gu, self.limit, self.alpha).contiguous()
             y: torch.Tensor = self.kernel.linear(
-                act, self.w.down[0][e], self.w.down[1][e], bias32[1][e]
+                act, self.w.down[0][e], self.w.down[1][e], bias32[1][e], int8=self.int8
             )
             return y.to(self.dtype)
         full = None
@@ -211,6 +217,12 @@ class MappedExperts(nn.Module):
         x = hidden_states.to(self.dtype)
         out = torch.zeros_like(hidden_states)
         k = router_indices.shape[-1]
+        if x.shape[0] == 1:  # one token (decode): no grouping, the same sums in the same order
+            ids = router_indices[0].tolist()
+            for j in sorted(range(k), key=ids.__getitem__):
+                y = self.expert_forward(ids[j], x)
+                out += (y * routing_weights[:, j : j + 1]).to(out.dtype)
+            return out
         flat = router_indices.reshape(-1)
         order = torch.argsort(flat, stable=True)
         counts = torch.bincount(flat, minlength=self.num_experts).tolist()

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 from oss_runtime.errors import UnsupportedEnvironment
 
 __all__ = ["BUILD_WAIT", "FusedKernel", "KernelState", "cache_dir", "load_kernel",
-           "reference_linear", "state", "status"]
+           "quantize_int8", "reference_linear", "reference_linear_int8", "state", "status"]
 
 _SOURCE = Path(__file__).with_name("_kernels") / "mxfp4_linear.cpp"
 _lock = threading.Lock()
@@ -58,7 +58,9 @@ class KernelState(NamedTuple):
 
 
 def _disabled() -> bool:
-    return os.environ.get("OSS_RUNTIME_KERNEL", "1").strip().lower() in ("0", "off", "false", "no")
+    from oss_runtime.environment import switch
+
+    return not switch("OSS_RUNTIME_KERNEL", True)
 
 
 def _name() -> str:
@@ -214,7 +216,8 @@ def _build(directory: Path) -> Any:
                 module = cpp_extension.load_inline(  # type: ignore[no-untyped-call]
                     name=name,
                     cpp_sources=[_SOURCE.read_text()],
-                    functions=["mxfp4_linear", "mxfp4_dequant", "mxfp4_best_isa", "bf16_linear"],
+                    functions=["mxfp4_linear", "mxfp4_linear_q8", "mxfp4_dequant", "mxfp4_best_isa",
+                               "bf16_linear"],
                     extra_cflags=["-O3", "-fopenmp"],
                     extra_ldflags=["-fopenmp"],
                     build_directory=str(build),
@@ -267,11 +270,14 @@ class FusedKernel:
         best = int(module.mxfp4_best_isa())
         self.isa = _ISA_NAMES.get(best if isa < 0 else min(isa, best), "?")
 
-    def linear(self, x: Any, blocks: Any, scales: Any, bias: Any = None) -> Any:
-        """``x [T, K] float32 @ dequant(blocks [R, K/32, 16], scales [R, K/32]).T + bias`` -> ``[T, R]``."""
-        return self._mod.mxfp4_linear(
-            x, blocks, scales, self._empty if bias is None else bias, self._isa
-        )
+    def linear(self, x: Any, blocks: Any, scales: Any, bias: Any = None, *,
+               int8: bool = False) -> Any:
+        """``x [T, K] float32 @ dequant(blocks [R, K/32, 16], scales [R, K/32]).T + bias`` -> ``[T, R]``.
+
+        ``int8=True`` quantizes ``x`` to int8 per 32-value block first (llama.cpp's MXFP4 x Q8_0
+        trade, see `reference_linear_int8`); the weights stay exact either way."""
+        fn = self._mod.mxfp4_linear_q8 if int8 else self._mod.mxfp4_linear
+        return fn(x, blocks, scales, self._empty if bias is None else bias, self._isa)
 
     def bf16_linear(self, x: Any, weight: Any, bias: Any = None) -> Any:
         """``x [T, K] float32 @ weight [R, K] bfloat16 .T + bias`` (float32 or None) -> ``[T, R]``."""
@@ -319,3 +325,29 @@ def reference_linear(x: Any, blocks: Any, scales: Any, bias: Any = None) -> Any:
     from oss_runtime import mxfp4
 
     return F.linear(x, mxfp4.dequantize(blocks, scales), bias)
+
+
+def quantize_int8(x: Any) -> tuple[Any, Any]:
+    """``x [T, K]`` float32 -> ``(q [T, K/32, 32] int8, d [T, K/32] float32)`` as the kernel's
+    ``int8=True`` path rounds it: ``d = max|block| / 127``, ``q = round(x / d)`` (half to even)."""
+    import torch
+
+    blocks = x.reshape(x.shape[0], -1, 32)
+    d = blocks.abs().amax(-1) / 127
+    inv = torch.where(d > 0, 1 / d, torch.zeros_like(d))
+    q = torch.round(blocks * inv[..., None]).clamp(-127, 127)
+    return q.to(torch.int8), d
+
+
+def reference_linear_int8(x: Any, blocks: Any, scales: Any, bias: Any = None) -> Any:
+    """The pure-torch equivalent of ``linear(..., int8=True)``: x rounded to int8 per block, in
+    float64, so only the kernel's order of float32 additions differs."""
+    from torch.nn import functional as F
+
+    from oss_runtime import mxfp4
+
+    q, d = quantize_int8(x)
+    xr = (q.double() * d.double()[..., None]).reshape(x.shape)
+    w = mxfp4.dequantize(blocks, scales).double()
+    y = F.linear(xr, w, None if bias is None else bias.double())
+    return y.to(x.dtype)

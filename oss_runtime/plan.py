@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Union
 
 from oss_runtime.checkpoint import Checkpoint
-from oss_runtime.environment import NATIVE_KERNEL_REPO, Environment
+from oss_runtime.environment import NATIVE_KERNEL_REPO, Environment, expert_activations
 from oss_runtime.errors import UnsupportedEnvironment
 from oss_runtime.kernel import SLOWER
 from oss_runtime.layout import DTYPE_SIZES, expected_tensors
@@ -69,6 +69,7 @@ class LoadOptions:
     prefill_chunk: int = 512
     kernel: str | bool = "auto"  # the fused CPU kernel: "auto", True (required), False (off)
     offline: bool | None = None  # no downloads (None: HF_HUB_OFFLINE decides)
+    expert_activations: str = "float32"  # "float32" (exact) | "int8" (fused CPU kernel only)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +89,8 @@ class LoadPlan:
     #: the experts' compute on the mapped backend: "fused" (C++ kernel), "torch" (pure
     #: torch, 4-7x slower) or "n/a" (the transformers backend)
     kernel: str = "n/a"
+    #: the experts' inputs on the fused kernel: "float32" (exact) or "int8" (asked for)
+    expert_activations: str = "float32"
 
     @property
     def compute(self) -> str:
@@ -105,6 +108,7 @@ class LoadPlan:
             f"dtype         {self.dtype}  ({self.reasons['dtype']})",
             f"backend       {self.backend}",
             f"compute       {self.compute}  ({self.reasons.get('kernel', 'transformers decides')})",
+            f"expert inputs {self.expert_activations}  ({self.reasons.get('activations', 'exact')})",
             f"peak memory   {self.estimated_peak_bytes / GB:.2f} GB estimated  "
             f"({self.reasons['memory']})",
         ]
@@ -288,9 +292,10 @@ def plan_load(
             )
         else:
             reasons["memory"] = f"{what}: {budget / GB:.1f} GB" if budget else "no budget known"
+            activations = _activations(opts, "n/a", reasons, warnings)
             return LoadPlan(device, backend, kept, dtype, peak, budget or None, breakdown,
                             types.MappingProxyType(reasons), tuple(warnings),
-                            _max_memory(opts))
+                            _max_memory(opts), "n/a", activations)
     # CPU
     budget, what = _budget(opts, env, "cpu")
     if quant == "dequantized" and spec.quantized:
@@ -333,9 +338,11 @@ def plan_load(
                 message + "; weights are file-backed pages, so it may still run, slowly"
             )
     reasons["memory"] = f"{what}: {budget / GB:.1f} GB" if budget else "no budget known"
+    kernel = kernel if backend == "mapped" else "n/a"
+    activations = _activations(opts, kernel, reasons, warnings)
     return LoadPlan("cpu", backend, kept, dtype, peak, budget or None, breakdown,
                     types.MappingProxyType(reasons), tuple(warnings), _max_memory(opts),
-                    kernel if backend == "mapped" else "n/a")
+                    kernel, activations)
 
 
 def _native_missing(env: Environment, opts: LoadOptions) -> list[str]:
@@ -347,6 +354,23 @@ def _native_missing(env: Environment, opts: LoadOptions) -> list[str]:
         missing.append(f"offline, and transformers' MXFP4 kernel ({NATIVE_KERNEL_REPO}) is not "
                        "in the Hugging Face cache")
     return missing
+
+
+def _activations(opts: LoadOptions, kernel: str, reasons: dict[str, str],
+                 warnings: list[str]) -> str:
+    """The experts' input precision as it will run; its reason (and a warning when it is not
+    what was asked for) go into ``reasons``/``warnings``."""
+    asked = expert_activations(opts.expert_activations)
+    if asked == "float32":
+        reasons["activations"] = "exact; expert_activations='int8' trades accuracy for speed on a CPU"
+        return "float32"
+    if kernel != "fused":
+        reasons["activations"] = "int8 inputs need the fused CPU kernel, so the experts run exact"
+        warnings.append(f"expert_activations='int8' was asked for, but {reasons['activations']}")
+        return "float32"
+    reasons["activations"] = ("asked for: each expert's input is rounded to int8 per 32 values, as "
+                              "llama.cpp does (relative error about 0.5 %); the weights stay exact")
+    return "int8"
 
 
 def _kernel(opts: LoadOptions, env: Environment, quantized: bool) -> tuple[str, str]:

@@ -359,6 +359,115 @@ __attribute__((target("avx2,fma"))) void bf16_rows_avx2(const float* x, const ui
 }
 #endif
 
+// -- int8 activations: an explicit option (llama.cpp's MXFP4 x Q8_0 dot product) -------------
+// Each token's x is quantized per 32-value block to int8 with one float32 scale
+// (d = max|x| / 127, q = round-to-nearest-even(x / d)), stored in the order the weight bytes
+// decode to: the 16 even elements, then the 16 odd ones. A block's 32 products are then exact
+// integers (twice the e2m1 value times q), summed in int32 and scaled once by d * 2^(e - 128).
+// The only error is x's rounding (at most d / 2 per element); the weights stay exact.
+struct Q8Args {
+  const int8_t* q;  // [T, G, 32]
+  const float* d;   // [T, G]
+  const uint8_t* blocks;
+  const uint8_t* scales;
+  const float* bias;
+  float* y;
+  int64_t T, G, R;
+};
+
+const int8_t kE2M1x2[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+void quantize_q8(const float* x, int64_t T, int64_t G, int8_t* q, float* d) {
+  for (int64_t i = 0; i < T * G; ++i) {
+    const float* v = x + i * 32;
+    float amax = 0.f;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(v[j]));
+    const float dd = amax / 127.f;
+    const float id = dd > 0.f ? 1.f / dd : 0.f;
+    int8_t* o = q + i * 32;
+    for (int j = 0; j < 16; ++j) {
+      o[j] = int8_t(std::max(-127.f, std::min(127.f, std::nearbyint(v[2 * j] * id))));
+      o[16 + j] = int8_t(std::max(-127.f, std::min(127.f, std::nearbyint(v[2 * j + 1] * id))));
+    }
+    d[i] = dd;
+  }
+}
+
+void rows_q8_scalar(const Q8Args& a, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int64_t t = 0; t < a.T; ++t) {
+      float acc = 0.f;
+      for (int64_t g = 0; g < a.G; ++g) {
+        const uint8_t* b = a.blocks + (r * a.G + g) * 16;
+        const int8_t* q = a.q + (t * a.G + g) * 32;
+        int32_t s = 0;
+        for (int j = 0; j < 16; ++j) s += kE2M1x2[b[j] & 15] * q[j] + kE2M1x2[b[j] >> 4] * q[16 + j];
+        acc += float(s) * (a.d[t * a.G + g] * kHalfScale.v[a.scales[r * a.G + g]]);
+      }
+      a.y[t * a.R + r] = acc + (a.bias ? a.bias[r] : 0.f);
+    }
+  }
+}
+
+#ifdef OSS_X86
+// RB rows by up to TB tokens: each weight block is decoded once (one byte shuffle into 32 signed
+// values) and multiplied with every token's int8 block (maddubs on |w| and x with w's sign).
+template <int RB, int TB>
+__attribute__((target("avx2,fma"))) void q8_tile(const Q8Args& a, int64_t r, int64_t t0, int nt) {
+  const __m256i table = _mm256_broadcastsi128_si256(
+      _mm_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12));
+  const __m256i low4 = _mm256_set1_epi8(15);
+  const __m256i ones = _mm256_set1_epi16(1);
+  const int64_t G = a.G;
+  const uint8_t* wb[RB];
+  const uint8_t* ws[RB];
+  for (int k = 0; k < RB; ++k) {
+    wb[k] = a.blocks + (r + k) * G * 16;
+    ws[k] = a.scales + (r + k) * G;
+  }
+  const int8_t* xq = a.q + t0 * G * 32;
+  const float* xd = a.d + t0 * G;
+  const float* half = kHalfScale.v;
+  __m256 acc[RB][TB];
+  for (int k = 0; k < RB; ++k)
+    for (int t = 0; t < TB; ++t) acc[k][t] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < G; ++g) {
+    __m256i w[RB], aw[RB];
+    for (int k = 0; k < RB; ++k) {
+      const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i*)(wb[k] + g * 16)));
+      const __m256i idx = _mm256_and_si256(_mm256_blend_epi32(v, _mm256_srli_epi16(v, 4), 0xF0), low4);
+      w[k] = _mm256_shuffle_epi8(table, idx);  // even elements in the low lane, odd in the high
+      aw[k] = _mm256_sign_epi8(w[k], w[k]);
+    }
+    for (int t = 0; t < TB; ++t) {
+      if (TB > 1 && t >= nt) break;
+      const __m256i q = _mm256_loadu_si256((const __m256i*)(xq + (t * G + g) * 32));
+      const __m256 dx = _mm256_broadcast_ss(xd + t * G + g);
+      for (int k = 0; k < RB; ++k) {
+        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw[k], _mm256_sign_epi8(q, w[k])), ones);
+        const __m256 f = _mm256_mul_ps(dx, _mm256_broadcast_ss(half + ws[k][g]));
+        acc[k][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), f, acc[k][t]);
+      }
+    }
+  }
+  for (int k = 0; k < RB; ++k)
+    for (int t = 0; t < nt && t < TB; ++t)
+      a.y[(t0 + t) * a.R + r + k] = hsum256(acc[k][t]) + (a.bias ? a.bias[r + k] : 0.f);
+}
+
+__attribute__((target("avx2,fma"))) void rows_q8_avx2(const Q8Args& a, int64_t r0, int64_t r1) {
+  if (a.T == 1) {  // decode: four rows share each load of x
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) q8_tile<4, 1>(a, r, 0, 1);
+    for (; r < r1; ++r) q8_tile<1, 1>(a, r, 0, 1);
+    return;
+  }
+  constexpr int TB = 8;  // a few tokens: each block is decoded once per eight tokens
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t t0 = 0; t0 < a.T; t0 += TB) q8_tile<1, TB>(a, r, t0, int(std::min<int64_t>(TB, a.T - t0)));
+}
+#endif
+
 int pick_isa(int64_t want) {
 #ifdef OSS_X86
   __builtin_cpu_init();
@@ -474,6 +583,40 @@ torch::Tensor bf16_linear(torch::Tensor x, torch::Tensor w, torch::Tensor bias, 
     if (which >= 1) return bf16_rows_avx2(px, pw, pb, py, T, K, R, r0, r1);
 #endif
     bf16_rows_scalar(px, pw, pb, py, T, K, R, r0, r1);
+  });
+  return y;
+}
+
+// As mxfp4_linear, with x quantized to int8 per 32-value block (see Q8Args): llama.cpp's trade,
+// asked for explicitly; the exact path is mxfp4_linear.
+torch::Tensor mxfp4_linear_q8(torch::Tensor x, torch::Tensor blocks, torch::Tensor scales,
+                              torch::Tensor bias, int64_t isa) {
+  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat32, "x must be float32 [T, K]");
+  TORCH_CHECK(blocks.dim() == 3 && blocks.size(2) == 16 && blocks.scalar_type() == torch::kUInt8,
+              "blocks must be uint8 [R, G, 16]");
+  TORCH_CHECK(scales.dim() == 2 && scales.size(0) == blocks.size(0) && scales.size(1) == blocks.size(1) &&
+                  scales.scalar_type() == torch::kUInt8,
+              "scales must be uint8 [R, G] matching blocks");
+  const int64_t T = x.size(0), R = blocks.size(0), G = blocks.size(1);
+  TORCH_CHECK(x.size(1) == G * 32, "x has ", x.size(1), " columns, the weights ", G * 32);
+  const bool has_bias = bias.numel() > 0;
+  if (has_bias) TORCH_CHECK(bias.numel() == R && bias.scalar_type() == torch::kFloat32, "bias must be float32 [R]");
+  auto xc = x.contiguous();
+  auto q = torch::empty({T, G, 32}, x.options().dtype(torch::kInt8));
+  auto d = torch::empty({T, G}, x.options());
+  quantize_q8(xc.data_ptr<float>(), T, G, q.data_ptr<int8_t>(), d.data_ptr<float>());
+  auto b = blocks.contiguous();
+  auto s = scales.contiguous();
+  auto bb = has_bias ? bias.contiguous() : bias;
+  auto y = torch::empty({T, R}, x.options());
+  Q8Args a{q.data_ptr<int8_t>(), d.data_ptr<float>(), b.data_ptr<uint8_t>(), s.data_ptr<uint8_t>(),
+           has_bias ? bb.data_ptr<float>() : nullptr, y.data_ptr<float>(), T, G, R};
+  const int which = pick_isa(isa);
+  at::parallel_for(0, R, 16, [&](int64_t r0, int64_t r1) {
+#ifdef OSS_X86
+    if (which >= 1) return rows_q8_avx2(a, r0, r1);
+#endif
+    rows_q8_scalar(a, r0, r1);
   });
   return y;
 }

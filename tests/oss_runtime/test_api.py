@@ -130,3 +130,38 @@ def test_cuda_native_or_dequantized(chat_ck: Path) -> None:
     assert (rt.plan.quantization == "mxfp4") == env.native_mxfp4
     assert next(rt.model.parameters()).device.type == "cuda"
     assert isinstance(rt.generate("hello", max_new_tokens=4), str)
+
+
+def test_int8_expert_inputs_are_an_explicit_choice(
+    chat_ck: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oss_runtime.kernel import load_kernel
+
+    monkeypatch.delenv("OSS_RUNTIME_EXPERT_ACTIVATIONS", raising=False)
+    exact = load_gpt_oss_20b(chat_ck, dtype="float32", progress=False, environment=CPU)
+    assert exact.plan.expert_activations == "float32"
+    assert any(line.startswith("expert inputs float32") for line in exact.plan.describe())
+    ids = torch.tensor([[1, 5, 9, 200, 300, 17]])
+    with torch.inference_mode():
+        want = exact.model(input_ids=ids).logits
+    monkeypatch.setenv("OSS_RUNTIME_EXPERT_ACTIVATIONS", "int8")
+    fast = load_gpt_oss_20b(chat_ck, dtype="float32", progress=False, environment=CPU,
+                            kernel=load_kernel() is not None)
+    if fast.plan.kernel == "fused":
+        assert fast.plan.expert_activations == "int8" and not fast.plan.warnings
+        assert "llama.cpp" in fast.plan.reasons["activations"]
+        assert all(layer.mlp.experts.int8 for layer in fast.model.model.layers)
+        with torch.inference_mode():
+            got = fast.model(input_ids=ids).logits
+        diff = float((got - want).abs().max())
+        assert 0 < diff < 0.05 * float(want.abs().max())
+    # the pure-torch path cannot honour it: said, not hidden
+    slow = load_gpt_oss_20b(chat_ck, dtype="float32", progress=False, environment=CPU,
+                            kernel=False, expert_activations="int8")
+    assert slow.plan.expert_activations == "float32"
+    assert any("int8" in w and "fused CPU kernel" in w for w in slow.plan.warnings)
+    monkeypatch.setenv("OSS_RUNTIME_EXPERT_ACTIVATIONS", "int4")
+    with pytest.raises(ValueError, match="OSS_RUNTIME_EXPERT_ACTIVATIONS must be 'float32'.*'int4'"):
+        load_gpt_oss_20b(chat_ck, progress=False, environment=CPU)
+    with pytest.raises(ValueError, match="expert_activations must be"):
+        load_gpt_oss_20b(chat_ck, progress=False, environment=CPU, expert_activations="fp8")

@@ -122,3 +122,21 @@ def test_chat_checks_stdin_and_the_tokenizer_before_loading(tmp_path: Path) -> N
                           capture_output=True, text=True, timeout=60)
     assert bare.returncode == 1 and "has no tokenizer" in bare.stderr, bare.stderr
     assert not (tmp_path / "kernels").exists()  # nothing was loaded (no kernel build either)
+
+
+def test_expert_activations_option_and_switches(ck: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("OSS_RUNTIME_EXPERT_ACTIVATIONS", "OSS_RUNTIME_PREFAULT", "OSS_RUNTIME_KERNEL",
+                 "OSS_RUNTIME_BF16_GEMV"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["plan", str(ck)]) == 0
+    assert "expert inputs float32  (exact;" in capsys.readouterr().out
+    monkeypatch.setenv("OSS_RUNTIME_KERNEL", "0")  # no kernel: int8 cannot be honoured, said so
+    assert main(["plan", str(ck), "--expert-activations", "int8"]) == 0
+    out = capsys.readouterr().out
+    assert "expert inputs float32" in out and "warning: expert_activations='int8' was asked" in out
+    monkeypatch.setenv("OSS_RUNTIME_EXPERT_ACTIVATIONS", "int4")
+    assert main(["doctor"]) == 1
+    out, err = capsys.readouterr()
+    assert "switches      OSS_RUNTIME_KERNEL=0, OSS_RUNTIME_EXPERT_ACTIVATIONS=int4" in out
+    assert err.count("\n") == 1 and "OSS_RUNTIME_EXPERT_ACTIVATIONS must be 'float32'" in err
