@@ -354,9 +354,12 @@ NOTES = """\
   again from disk. llama.cpp maps its whole file at load (`MAP_POPULATE`); oss_runtime maps
   pages as tokens touch them, or prefaults its experts in the background with
   `OSS_RUNTIME_PREFAULT=1` (opt-in; a variant row when measured).
-- The CPU flags decide the kernels: with AVX2 only (no AVX-512), oss_runtime's MXFP4 kernel is
-  compute-bound at about 3.5 GB/s on 2 threads, which is most of its decode time; the figures in
-  issue 18 (oss_runtime 2.21 tok/s, llama.cpp 3.56) came from a host that exposed AVX-512.
+- The CPU flags decide the kernels: with AVX2 only (no AVX-512), oss_runtime's exact MXFP4 kernel
+  is compute-bound at about 4-5 GB/s on 2 threads, which is most of its decode time (the int8
+  option reaches 8-10 GB/s); the figures in issue 18 (oss_runtime 2.21 tok/s, llama.cpp 3.56)
+  came from a host that exposed AVX-512.
+- `--warmup` runs one oss_runtime process before the measured ones and discards it: the first
+  process after the page cache is read was up to 3x slower at prefill, whichever row it was.
 """
 
 
@@ -386,6 +389,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="checkpoint and GGUF (about 28 GB)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=1, help="oss_runtime fresh processes")
+    p.add_argument("--warmup", action="store_true",
+                   help="one untimed oss_runtime process before the measured ones (the first "
+                        "process after the page cache is read runs slower, whichever row it is)")
     p.add_argument("--lock", default="/tmp/bench.lock", help="flock file ('' for none)")
     p.add_argument("--skip-build", action="store_true", help="use --cache-dir's tools as they are")
     p.add_argument("--skip-llamacpp", action="store_true", help="measure only oss_runtime")
@@ -425,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"llama.cpp --repack 0: {results['llama_plain']}")
         results["oss"] = []
         warm(sorted(checkpoint.glob("*.safetensors")))
+        if args.warmup:
+            log(f"oss_runtime warm-up, not counted: {run_oss(checkpoint, args.threads)}")
         for i in range(args.rounds):
             results["oss"].append(run_oss(checkpoint, args.threads))
             log(f"oss_runtime round {i + 1}: {results['oss'][-1]}")
@@ -448,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
 
         machine = (f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} threads; "
                    f"{machine_notes()}")
-        cmd = "python bench/vs_llamacpp.py --write"
+        cmd = "python bench/vs_llamacpp.py --warmup --write"
         write_section(SECTION, f"Reproduce with `{cmd}` ({machine}, "
                                f"{time.strftime('%Y-%m-%d')}).\n\n{out}\n\n{NOTES}")
     return 0

@@ -28,10 +28,10 @@ from typing import Any
 
 from oss_runtime.checkpoint import Checkpoint, inspect_checkpoint
 from oss_runtime.environment import Environment, detect_environment
-from oss_runtime.environment import expert_activations as expert_activations_setting
 from oss_runtime.errors import MissingDependency
-from oss_runtime.plan import LoadOptions, LoadPlan, parse_bytes, plan_load
+from oss_runtime.plan import NO_INT8, LoadOptions, LoadPlan, parse_bytes, plan_load
 from oss_runtime.resolve import Resolved, resolve_source
+from oss_runtime.switches import expert_activations as expert_activations_setting
 
 __all__ = ["GptOssRuntime", "has_tokenizer", "load_gpt_oss_20b", "load_tokenizer"]
 
@@ -109,7 +109,7 @@ def _actual_kernel(plan: LoadPlan, model: Any) -> LoadPlan:
     why = f"{status().removeprefix('pure torch (').removesuffix(')')}; {SLOWER}"
     reasons = {**plan.reasons, "kernel": why}
     if plan.expert_activations == "int8":
-        reasons["activations"] = "int8 inputs need the fused CPU kernel, so the experts run exact"
+        reasons["activations"] = NO_INT8
     return dataclasses.replace(plan, kernel="torch", reasons=reasons, expert_activations="float32",
                                warnings=(*plan.warnings, f"the experts run in pure torch: {why}"))
 

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from oss_runtime.checkpoint import Checkpoint, TensorInfo, inspect_checkpoint
-from oss_runtime.environment import switch
 from oss_runtime.errors import CheckpointError, MissingDependency
+from oss_runtime.switches import switch
 
 __all__ = ["MappedFiles", "load_model", "resolve_dtype"]
 

@@ -65,8 +65,8 @@ def _on_disk(source: str) -> Any:
 
 def _options(args: argparse.Namespace) -> Any:
     from oss_runtime.api import _cache_bytes
-    from oss_runtime.environment import expert_activations
     from oss_runtime.plan import LoadOptions
+    from oss_runtime.switches import expert_activations
 
     return LoadOptions(device=args.device, quantization=args.quantization, dtype=args.dtype,
                        max_memory=_max_memory(args.max_memory),

@@ -16,42 +16,12 @@ import os
 import re
 from typing import Any
 
-__all__ = ["EXPERT_ACTIVATIONS", "NATIVE_KERNEL_REPO", "SWITCHES", "Environment", "detect_environment",
-           "expert_activations", "memory_info", "switch"]
+from oss_runtime.switches import SWITCHES
+
+__all__ = ["NATIVE_KERNEL_REPO", "Environment", "detect_environment", "memory_info"]
 
 #: The hub repo transformers fetches its native MXFP4 (Triton) kernels from, at load time.
 NATIVE_KERNEL_REPO = "kernels-community/gpt-oss-triton-kernels"
-#: The experts' input precision on the fused CPU kernel: exact float32, or int8 per 32 values
-#: (llama.cpp's MXFP4 x Q8_0 trade, asked for explicitly; `oss_runtime.kernel`).
-EXPERT_ACTIVATIONS = ("float32", "int8")
-_OFF = frozenset({"0", "off", "false", "no"})
-#: The environment switches of the CPU path and their defaults (docs/runtime.md).
-SWITCHES = {"OSS_RUNTIME_KERNEL": "1", "OSS_RUNTIME_BF16_GEMV": "1", "OSS_RUNTIME_PREFAULT": "0",
-            "OSS_RUNTIME_EXPERT_ACTIVATIONS": "float32"}
-
-
-def switch(name: str, default: bool) -> bool:
-    """An on/off environment switch: unset or empty is ``default``, ``0``/``off``/``false``/``no``
-    is off, any other value on."""
-    value = os.environ.get(name, "").strip().lower()
-    return default if not value else value not in _OFF
-
-
-def expert_activations(value: str | None = None) -> str:
-    """``value``, else ``$OSS_RUNTIME_EXPERT_ACTIVATIONS``, else ``"float32"``; checked."""
-    origin = "expert_activations"
-    if value is None:
-        value = os.environ.get("OSS_RUNTIME_EXPERT_ACTIVATIONS", "").strip() or "float32"
-        origin = "OSS_RUNTIME_EXPERT_ACTIVATIONS"
-    chosen = str(value).strip().lower()
-    if chosen not in EXPERT_ACTIVATIONS:
-        raise ValueError(
-            f"{origin} must be 'float32' (exact, the default) or 'int8' (the experts' inputs "
-            f"rounded to int8 per 32 values, as llama.cpp does: faster on a CPU), got {value!r}"
-        )
-    return chosen
-
-
 @dataclasses.dataclass(frozen=True)
 class Environment:
     """Facts about the machine a load plan is made for (all plain values)."""

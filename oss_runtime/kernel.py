@@ -58,7 +58,7 @@ class KernelState(NamedTuple):
 
 
 def _disabled() -> bool:
-    from oss_runtime.environment import switch
+    from oss_runtime.switches import switch
 
     return not switch("OSS_RUNTIME_KERNEL", True)
 

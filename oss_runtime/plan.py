@@ -21,16 +21,19 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Union
 
 from oss_runtime.checkpoint import Checkpoint
-from oss_runtime.environment import NATIVE_KERNEL_REPO, Environment, expert_activations
+from oss_runtime.environment import NATIVE_KERNEL_REPO, Environment
 from oss_runtime.errors import UnsupportedEnvironment
 from oss_runtime.kernel import SLOWER
 from oss_runtime.layout import DTYPE_SIZES, expected_tensors
 from oss_runtime.spec import ModelSpec
+from oss_runtime.switches import expert_activations
 
 __all__ = ["LoadOptions", "LoadPlan", "parse_bytes", "plan_load"]
 
 GB = 10**9
 RUNTIME_OVERHEAD = 700 * 10**6  # Python, torch, transformers and allocator arenas (CPU)
+#: why int8 expert inputs were asked for and not used
+NO_INT8 = "int8 inputs need the fused CPU kernel, so the experts run exact"
 CUDA_OVERHEAD = 1 * GB  # CUDA context and kernels' workspaces (device)
 _QUANT_ALIASES = {"auto": "auto", "mxfp4": "mxfp4", "dequantize": "dequantized",
                   "dequantized": "dequantized", "bf16": "dequantized", "bfloat16": "dequantized",
@@ -89,8 +92,7 @@ class LoadPlan:
     #: the experts' compute on the mapped backend: "fused" (C++ kernel), "torch" (pure
     #: torch, 4-7x slower) or "n/a" (the transformers backend)
     kernel: str = "n/a"
-    #: the experts' inputs on the fused kernel: "float32" (exact) or "int8" (asked for)
-    expert_activations: str = "float32"
+    expert_activations: str = "float32"  # the experts' inputs: "float32" (exact) or "int8"
 
     @property
     def compute(self) -> str:
@@ -358,15 +360,13 @@ def _native_missing(env: Environment, opts: LoadOptions) -> list[str]:
 
 def _activations(opts: LoadOptions, kernel: str, reasons: dict[str, str],
                  warnings: list[str]) -> str:
-    """The experts' input precision as it will run; its reason (and a warning when it is not
-    what was asked for) go into ``reasons``/``warnings``."""
-    asked = expert_activations(opts.expert_activations)
-    if asked == "float32":
+    """The experts' input precision as it will run; its reason into ``reasons``, and a warning."""
+    if expert_activations(opts.expert_activations) == "float32":
         reasons["activations"] = "exact; expert_activations='int8' trades accuracy for speed on a CPU"
         return "float32"
     if kernel != "fused":
-        reasons["activations"] = "int8 inputs need the fused CPU kernel, so the experts run exact"
-        warnings.append(f"expert_activations='int8' was asked for, but {reasons['activations']}")
+        reasons["activations"] = NO_INT8
+        warnings.append(f"expert_activations='int8' was asked for, but {NO_INT8}")
         return "float32"
     reasons["activations"] = ("asked for: each expert's input is rounded to int8 per 32 values, as "
                               "llama.cpp does (relative error about 0.5 %); the weights stay exact")

@@ -161,7 +161,7 @@ def test_int8_expert_inputs_are_an_explicit_choice(
     assert slow.plan.expert_activations == "float32"
     assert any("int8" in w and "fused CPU kernel" in w for w in slow.plan.warnings)
     monkeypatch.setenv("OSS_RUNTIME_EXPERT_ACTIVATIONS", "int4")
-    with pytest.raises(ValueError, match="OSS_RUNTIME_EXPERT_ACTIVATIONS must be 'float32'.*'int4'"):
+    with pytest.raises(ValueError, match=r"OSS_RUNTIME_EXPERT_ACTIVATIONS must be 'float32'.*'int4'"):
         load_gpt_oss_20b(chat_ck, progress=False, environment=CPU)
     with pytest.raises(ValueError, match="expert_activations must be"):
         load_gpt_oss_20b(chat_ck, progress=False, environment=CPU, expert_activations="fp8")
