@@ -22,13 +22,13 @@ flips the top token more often than with trained weights; its agreement figures 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from _docs import write_section
+from vs_llamacpp import locked
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -125,12 +125,7 @@ def main() -> int:
     p.add_argument("--json", default=None)
     p.add_argument("--write", action="store_true")
     a = p.parse_args()
-    with contextlib.ExitStack() as stack:
-        if a.lock:
-            import fcntl
-
-            handle = stack.enter_context(open(a.lock, "a+"))
-            fcntl.flock(handle, fcntl.LOCK_EX)
+    with locked(a.lock or None, "measuring int8 against exact"):
         result = measure(a.source, a.tokens, a.decode, a.threads)
     text = table(result)
     print(text)

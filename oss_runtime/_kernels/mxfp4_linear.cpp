@@ -538,21 +538,32 @@ int pick_isa(int64_t want) {
 #endif
 }
 
-}  // namespace
-
-// isa: -1 = best available, 0 = scalar, 1 = AVX2, 2 = AVX-512 (capped at what the CPU has).
-torch::Tensor mxfp4_linear(torch::Tensor x, torch::Tensor blocks, torch::Tensor scales,
-                           torch::Tensor bias, int64_t isa) {
+// The shapes and dtypes both MXFP4 entry points take; returns whether there is a bias.
+bool check_mxfp4_args(const torch::Tensor& x, const torch::Tensor& blocks, const torch::Tensor& scales,
+                      const torch::Tensor& bias) {
   TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat32, "x must be float32 [T, K]");
   TORCH_CHECK(blocks.dim() == 3 && blocks.size(2) == 16 && blocks.scalar_type() == torch::kUInt8,
               "blocks must be uint8 [R, G, 16]");
   TORCH_CHECK(scales.dim() == 2 && scales.size(0) == blocks.size(0) && scales.size(1) == blocks.size(1) &&
                   scales.scalar_type() == torch::kUInt8,
               "scales must be uint8 [R, G] matching blocks");
-  const int64_t T = x.size(0), R = blocks.size(0), G = blocks.size(1);
-  TORCH_CHECK(x.size(1) == G * 32, "x has ", x.size(1), " columns, the weights ", G * 32);
+  TORCH_CHECK(x.size(1) == blocks.size(1) * 32, "x has ", x.size(1), " columns, the weights ",
+              blocks.size(1) * 32);
   const bool has_bias = bias.numel() > 0;
-  if (has_bias) TORCH_CHECK(bias.numel() == R && bias.scalar_type() == torch::kFloat32, "bias must be float32 [R]");
+  if (has_bias) {
+    TORCH_CHECK(bias.numel() == blocks.size(0) && bias.scalar_type() == torch::kFloat32,
+                "bias must be float32 [R]");
+  }
+  return has_bias;
+}
+
+}  // namespace
+
+// isa: -1 = best available, 0 = scalar, 1 = AVX2, 2 = AVX-512 (capped at what the CPU has).
+torch::Tensor mxfp4_linear(torch::Tensor x, torch::Tensor blocks, torch::Tensor scales,
+                           torch::Tensor bias, int64_t isa) {
+  const bool has_bias = check_mxfp4_args(x, blocks, scales, bias);
+  const int64_t T = x.size(0), R = blocks.size(0), G = blocks.size(1);
   auto pairs = x.contiguous().view({T, G * 16, 2});
   auto xe = pairs.select(2, 0).contiguous();
   auto xo = pairs.select(2, 1).contiguous();
@@ -648,16 +659,8 @@ torch::Tensor bf16_linear(torch::Tensor x, torch::Tensor w, torch::Tensor bias, 
 // asked for explicitly; the exact path is mxfp4_linear.
 torch::Tensor mxfp4_linear_q8(torch::Tensor x, torch::Tensor blocks, torch::Tensor scales,
                               torch::Tensor bias, int64_t isa) {
-  TORCH_CHECK(x.dim() == 2 && x.scalar_type() == torch::kFloat32, "x must be float32 [T, K]");
-  TORCH_CHECK(blocks.dim() == 3 && blocks.size(2) == 16 && blocks.scalar_type() == torch::kUInt8,
-              "blocks must be uint8 [R, G, 16]");
-  TORCH_CHECK(scales.dim() == 2 && scales.size(0) == blocks.size(0) && scales.size(1) == blocks.size(1) &&
-                  scales.scalar_type() == torch::kUInt8,
-              "scales must be uint8 [R, G] matching blocks");
+  const bool has_bias = check_mxfp4_args(x, blocks, scales, bias);
   const int64_t T = x.size(0), R = blocks.size(0), G = blocks.size(1);
-  TORCH_CHECK(x.size(1) == G * 32, "x has ", x.size(1), " columns, the weights ", G * 32);
-  const bool has_bias = bias.numel() > 0;
-  if (has_bias) TORCH_CHECK(bias.numel() == R && bias.scalar_type() == torch::kFloat32, "bias must be float32 [R]");
   auto xc = x.contiguous();
   const int64_t P = (G + 1) / 2;
   auto q = torch::empty({T, G * 32}, x.options().dtype(torch::kInt8));

@@ -73,12 +73,15 @@ def test_dequant_bit_exact(dtype: torch.dtype) -> None:
 
 
 @needs_kernel
-def test_kernel_rejects_bad_shapes() -> None:
+@pytest.mark.parametrize("int8", [False, True])
+def test_kernel_rejects_bad_shapes(int8: bool) -> None:
     blocks, scales = _weights(8, 2)
     with pytest.raises(RuntimeError, match="columns"):
-        fused.linear(torch.randn(1, 32), blocks, scales)  # type: ignore[union-attr]
+        fused.linear(torch.randn(1, 32), blocks, scales, int8=int8)  # type: ignore[union-attr]
     with pytest.raises(RuntimeError, match="float32"):
-        fused.linear(torch.randn(1, 64, dtype=torch.float64), blocks, scales)  # type: ignore[union-attr]
+        fused.linear(torch.randn(1, 64, dtype=torch.float64), blocks, scales, int8=int8)  # type: ignore[union-attr]
+    with pytest.raises(RuntimeError, match="bias must be float32"):
+        fused.linear(torch.randn(1, 64), blocks, scales, torch.zeros(7), int8=int8)  # type: ignore[union-attr]
 
 
 def test_status_line() -> None:
