@@ -8,7 +8,8 @@ One command, each step cached and skipped when its output exists:
    here, see ../shared/reference/llamacpp.md);
 2. write the random 24-layer checkpoint (``oss_runtime.synth`` shape ``20b``: random FP4 codes,
    E8M0 scales 2^-8..2^-6, bf16 weights ~N(0, 1/sqrt(fan_in)) ~ N(0, 0.019); 13.76 GB of disk);
-3. convert it to GGUF (bf16 non-experts, MXFP4 experts) with ``convert_hf_to_gguf.py``, its
+3. convert it to GGUF (bf16 non-experts, MXFP4 experts; with ``--q8`` also Q8_0 non-experts,
+   the official layout) with ``convert_hf_to_gguf.py``, its
    ``GptOssModel.set_vocab`` replaced by a dummy byte-level vocabulary (the real o200k_harmony
    tokenizer cannot be fetched offline);
 4. run, back to back at ``--threads`` with a warm page cache: llama.cpp default (repack on) and
@@ -180,13 +181,16 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-def convert_gguf(checkpoint: Path, out: Path, src: Path, lock: str | None) -> Path:
+def convert_gguf(checkpoint: Path, out: Path, src: Path, lock: str | None,
+                 outtype: str = "bf16") -> Path:
+    """``outtype`` is the non-experts' type: ``bf16``, or ``q8_0`` (the official layout); the
+    experts stay MXFP4 either way."""
     if out.exists():
         return out
     need_free(out.parent, CHECKPOINT_BYTES, "the GGUF file")
     tmp = out.with_name(out.name + ".partial")
     cmd = [sys.executable, "-c", _CONVERT, str(src), str(checkpoint), "--outfile", str(tmp),
-           "--outtype", "bf16"]
+           "--outtype", outtype]
     with locked(lock, "GGUF conversion (about 160 s)"):
         rc = subprocess.run(cmd).returncode
     if rc or not tmp.exists():
@@ -293,7 +297,10 @@ def _child(checkpoint: str, threads: int, prompt: int, new: int) -> None:
 
 # -- report ------------------------------------------------------------------------------------
 def table(llama: dict[str, Any], plain: dict[str, Any], oss: list[dict[str, Any]],
-          variants: dict[str, dict[str, Any]] | None = None) -> str:
+          variants: dict[str, dict[str, Any]] | None = None,
+          q8: dict[str, Any] | None = None) -> str:
+    """The comparison table; with ``q8`` (llama.cpp on Q8_0 non-experts), variants that ran with
+    int8 linear weights (``"q8": True``) are compared with that row instead of the default."""
     gb = 1e9
 
     def ratio(v: float, base: float, higher_better: bool = True) -> str:
@@ -310,8 +317,11 @@ def table(llama: dict[str, Any], plain: dict[str, Any], oss: list[dict[str, Any]
         "| engine | pp32 tok/s | pp128 tok/s | decode tok/s (tg32) | first token s | memory GB |",
         "|---|---|---|---|---|---|",
     ]
-    for label, r in (("llama.cpp default (repack on)", llama),
-                     ("llama.cpp `--repack 0` (plain mmap)", plain)):
+    engines = [("llama.cpp default (repack on)", llama),
+               ("llama.cpp `--repack 0` (plain mmap)", plain)]
+    if q8:
+        engines.append(("llama.cpp official layout: Q8_0 non-experts (repack on)", q8))
+    for label, r in engines:
         lines.append(f"| {label} | {ratio(r['pp32'], llama['pp32'])} | "
                      f"{ratio(r['pp128'], llama['pp128'])} | {ratio(r['tg32'], llama['tg32'])} | "
                      f"{ratio(r['first_token_s'], llama['first_token_s'], False)} | "
@@ -325,12 +335,14 @@ def table(llama: dict[str, Any], plain: dict[str, Any], oss: list[dict[str, Any]
         f"| oss_runtime, first 32 tokens of a fresh process | | | "
         f"{ratio(best['decode_tok_s'], llama['tg32'])} | | |")
     for label, r in (variants or {}).items():
+        base = q8 if q8 and r.get("q8") else llama
+        label += " (ratios against the Q8_0 row)" if base is q8 else ""
         lines.append(
             f"| oss_runtime, {label}: steady / first 32 tokens | "
-            f"{ratio(r['prefill_tok_s'], llama['pp32'])} | "
-            f"{ratio(r['extra_prefill_tok_s']['128'], llama['pp128'])} | "
-            f"{ratio(r['steady_tok_s'], llama['tg32'])} / {ratio(r['decode_tok_s'], llama['tg32'])} | "
-            f"{ratio(r['first_token_since_start_s'], llama['first_token_s'], False)} | "
+            f"{ratio(r['prefill_tok_s'], base['pp32'])} | "
+            f"{ratio(r['extra_prefill_tok_s']['128'], base['pp128'])} | "
+            f"{ratio(r['steady_tok_s'], base['tg32'])} / {ratio(r['decode_tok_s'], base['tg32'])} | "
+            f"{ratio(r['first_token_since_start_s'], base['first_token_s'], False)} | "
             f"{mem(r['peak'])} |")
     return "\n".join(lines)
 
@@ -396,8 +408,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-build", action="store_true", help="use --cache-dir's tools as they are")
     p.add_argument("--skip-llamacpp", action="store_true", help="measure only oss_runtime")
     p.add_argument("--prepare-only", action="store_true", help="build, write, convert; no runs")
-    p.add_argument("--variant", action="append", default=[], metavar="LABEL:NAME=VALUE",
-                   help="one more oss_runtime round with this environment variable, e.g. "
+    p.add_argument("--q8", action="store_true",
+                   help="also convert a GGUF with Q8_0 non-experts (the official layout, 13 GB "
+                        "more disk) and run llama.cpp's default on it; variants with "
+                        "OSS_RUNTIME_LINEAR_WEIGHTS=int8 are compared with that row")
+    p.add_argument("--variant", action="append", default=[], metavar="LABEL:NAME=VALUE[,...]",
+                   help="one more oss_runtime round with these environment variables, e.g. "
                         "'no prefault:OSS_RUNTIME_PREFAULT=0' (repeatable); "
                         "VS_LLAMACPP_IMPORT_ROOT=DIR imports oss_runtime from DIR (an older tree)")
     p.add_argument("--json", type=Path, help="also write all results here")
@@ -419,6 +435,9 @@ def main(argv: list[str] | None = None) -> int:
             raise BenchError(f"--skip-build: no {bindir / TARGETS[0]}")
         gguf = convert_gguf(checkpoint, args.work_dir / "gpt-oss-20b-random-bf16.gguf",
                             llama_source(args.cache_dir), lock)
+        if args.q8:
+            gguf_q8 = convert_gguf(checkpoint, args.work_dir / "gpt-oss-20b-random-q8_0.gguf",
+                                   llama_source(args.cache_dir), lock, outtype="q8_0")
     if args.prepare_only:
         return 0
     results: dict[str, Any] = {}
@@ -429,6 +448,10 @@ def main(argv: list[str] | None = None) -> int:
             log(f"llama.cpp default: {results['llama_default']}")
             results["llama_plain"] = run_llamacpp(bindir, gguf, args.threads, repack=False)
             log(f"llama.cpp --repack 0: {results['llama_plain']}")
+            if args.q8:
+                warm([gguf_q8])
+                results["llama_q8"] = run_llamacpp(bindir, gguf_q8, args.threads, repack=True)
+                log(f"llama.cpp Q8_0 non-experts: {results['llama_q8']}")
         results["oss"] = []
         warm(sorted(checkpoint.glob("*.safetensors")))
         if args.warmup:
@@ -438,10 +461,14 @@ def main(argv: list[str] | None = None) -> int:
             log(f"oss_runtime round {i + 1}: {results['oss'][-1]}")
         results["variants"] = {}
         for spec in args.variant:
-            label, _, assignment = spec.partition(":")
-            name, _, value = assignment.partition("=")
-            results["variants"][label] = run_oss(checkpoint, args.threads,
-                                                 extra_env={name: value})
+            label, _, assignments = spec.partition(":")
+            env = dict(a.partition("=")[::2] for a in assignments.split(","))
+            if env.get("OSS_RUNTIME_LINEAR_WEIGHTS") == "int8":  # its int8 copy, once written
+                from oss_runtime.q8weights import default_folder
+
+                warm(sorted(default_folder().glob(f"{checkpoint.name}-*.safetensors")))
+            results["variants"][label] = run_oss(checkpoint, args.threads, extra_env=env)
+            results["variants"][label]["q8"] = env.get("OSS_RUNTIME_LINEAR_WEIGHTS") == "int8"
             log(f"oss_runtime {label}: {results['variants'][label]}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
@@ -449,14 +476,15 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(results["oss"], indent=2))
         return 0
     out = table(results["llama_default"], results["llama_plain"], results["oss"],
-                results["variants"])
+                results["variants"], results.get("llama_q8"))
     print(out)
     if args.write:
         from _docs import write_section
 
         machine = (f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} threads; "
                    f"{machine_notes()}")
-        cmd = "python bench/vs_llamacpp.py --warmup --write"
+        cmd = "python bench/vs_llamacpp.py --warmup --q8 --write" if args.q8 else \
+            "python bench/vs_llamacpp.py --warmup --write"
         write_section(SECTION, f"Reproduce with `{cmd}` ({machine}, "
                                f"{time.strftime('%Y-%m-%d')}).\n\n{out}\n\n{NOTES}")
     return 0

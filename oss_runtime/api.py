@@ -29,9 +29,11 @@ from typing import Any
 from oss_runtime.checkpoint import Checkpoint, inspect_checkpoint
 from oss_runtime.environment import Environment, detect_environment
 from oss_runtime.errors import MissingDependency
-from oss_runtime.plan import NO_INT8, LoadOptions, LoadPlan, parse_bytes, plan_load
+from oss_runtime.plan import LoadOptions, LoadPlan, parse_bytes, plan_load
+from oss_runtime.precision import NO_INT8, NO_INT8_LINEAR
 from oss_runtime.resolve import Resolved, resolve_source
 from oss_runtime.switches import expert_activations as expert_activations_setting
+from oss_runtime.switches import linear_weights as linear_weights_setting
 
 __all__ = ["GptOssRuntime", "has_tokenizer", "load_gpt_oss_20b", "load_tokenizer"]
 
@@ -110,7 +112,10 @@ def _actual_kernel(plan: LoadPlan, model: Any) -> LoadPlan:
     reasons = {**plan.reasons, "kernel": why}
     if plan.expert_activations == "int8":
         reasons["activations"] = NO_INT8
+    if plan.linear_weights == "int8":
+        reasons["linear"] = NO_INT8_LINEAR
     return dataclasses.replace(plan, kernel="torch", reasons=reasons, expert_activations="float32",
+                               linear_weights="exact",
                                warnings=(*plan.warnings, f"the experts run in pure torch: {why}"))
 
 
@@ -130,6 +135,7 @@ def load_gpt_oss_20b(
     prefill_chunk: int | None = 512,
     environment: Environment | None = None,
     expert_activations: str | None = None,
+    linear_weights: str | None = None,
 ) -> GptOssRuntime:
     """Load gpt-oss-20b (or any gpt-oss checkpoint) in one call; see the module docstring.
 
@@ -144,6 +150,11 @@ def load_gpt_oss_20b(
     kernel, each expert's input is rounded to int8 per 32 values, as llama.cpp does (faster
     decode, about 0.5 % relative error per expert output; docs/runtime.md has the measured
     accuracy). None reads ``OSS_RUNTIME_EXPERT_ACTIVATIONS``.
+    ``linear_weights``: ``"exact"`` (as stored, the default) or ``"int8"``: on the fused CPU
+    kernel, the attention projections and lm_head run on an int8 copy of their weights, per 32
+    values, as llama.cpp's Q8_0 layout does (about 1.3 GB written once to the cache dir and
+    mapped; fewer bytes per token; docs/runtime.md has the measured accuracy). None reads
+    ``OSS_RUNTIME_LINEAR_WEIGHTS``.
     """
     started = time.perf_counter()
     resolved = resolve_source(source, revision=revision, offline=offline, endpoints=endpoints,
@@ -155,14 +166,16 @@ def load_gpt_oss_20b(
     options = LoadOptions(device=device, quantization=quantization, dtype=dtype,
                           max_memory=max_memory, expert_cache=_cache_bytes(expert_cache),
                           prefill_chunk=prefill_chunk or 512, kernel=kernel, offline=offline,
-                          expert_activations=expert_activations_setting(expert_activations))
+                          expert_activations=expert_activations_setting(expert_activations),
+                          linear_weights=linear_weights_setting(linear_weights))
     plan = plan_load(ck, env, options)
     if plan.backend == "mapped":
         from oss_runtime.bind import load_model
 
         model = load_model(resolved.path, dtype=plan.dtype, expert_cache_bytes=options.expert_cache,
                            kernel=kernel, prefill_chunk=prefill_chunk, checkpoint=ck,
-                           expert_activations=plan.expert_activations)
+                           expert_activations=plan.expert_activations,
+                           linear_weights=plan.linear_weights)
         plan = _actual_kernel(plan, model)
     else:
         from oss_runtime.native import load_transformers_model

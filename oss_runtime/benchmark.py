@@ -104,6 +104,7 @@ def run_benchmark(source: str | os.PathLike[str] | None, *, prompt_tokens: int =
         "compute": rt.plan.compute,
         "compute_reason": rt.plan.reasons.get("kernel", ""),
         "expert_activations": rt.plan.expert_activations,
+        "linear_weights": rt.plan.linear_weights,
         "threads": torch.get_num_threads(),
         "load_s": loaded - started,
         "first_token_s": first - started,
@@ -131,6 +132,7 @@ def format_table(result: Mapping[str, Any]) -> str:
         ("compute", f"{result['compute']}"
                     + (f" ({result['compute_reason']})" if result.get("compute_reason") else "")),
         ("expert inputs", str(result.get("expert_activations", "float32"))),
+        ("linear weights", str(result.get("linear_weights", "exact"))),
         ("threads", str(result["threads"])),
         ("load", f"{result['load_s']:.2f} s"),
         ("call to first token", f"{result['first_token_s']:.2f} s"),

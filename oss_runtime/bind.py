@@ -83,7 +83,8 @@ class MappedFiles:
 
 def _DTYPES() -> Mapping[str, Any]:
     torch = _torch()
-    return {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "U8": torch.uint8}
+    return {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "U8": torch.uint8,
+            "I8": torch.int8}
 
 
 def _set_param(model: Any, name: str, value: Any) -> None:
@@ -132,6 +133,7 @@ def load_model(
     checkpoint: Checkpoint | None = None,
     prefault: bool | None = None,
     expert_activations: str = "float32",
+    linear_weights: str = "exact",
 ) -> Any:
     """Load a gpt-oss checkpoint directory as a `GptOssForCausalLM` with mapped MXFP4 experts.
 
@@ -148,6 +150,9 @@ def load_model(
     process do not take a page fault per page of each expert they reach.
     ``expert_activations="int8"`` rounds the experts' inputs to int8 per 32 values wherever the
     fused kernel runs them (llama.cpp's trade; ``"float32"``, the default, is exact).
+    ``linear_weights="int8"`` runs the attention projections and lm_head on an int8 copy of their
+    weights (llama.cpp's Q8_0, written once to the cache dir and mapped: `oss_runtime.q8weights`)
+    when the fused kernel has it; ``"exact"``, the default, uses them as stored.
     """
     torch = _torch()
     from oss_runtime import experts as ex
@@ -205,6 +210,12 @@ def load_model(
             int8=expert_activations == "int8",
         )
         layer.mlp = ex.RoutedMoE(layer.mlp.router, experts)
+    if linear_weights == "int8" and fused is not None and getattr(fused, "has_int8_linear", False):
+        from oss_runtime.q8weights import cached_copy, install_int8_linear
+
+        path, table, layers = cached_copy(model, ck)
+        model._oss_int8_files = MappedFiles([os.fspath(path)])  # lives as long as the model
+        install_int8_linear(layers, table, model._oss_int8_files, fused)
     if (fused is not None and compute == torch.bfloat16 and getattr(fused, "has_bf16_linear", False)
             and switch("OSS_RUNTIME_BF16_GEMV", True)):
         from oss_runtime.gemv import install_bf16_gemv

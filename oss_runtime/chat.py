@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, Union
 
 from oss_runtime.errors import CheckpointError
@@ -191,7 +191,7 @@ def cache_kwarg(model: Any) -> str:
 
 def sample_tokens(model: Any, prompt_ids: list[int], max_new_tokens: int, stops: set[int],
                   temperature: float = 0.0, seed: int | None = 0,
-                  top_p: float = 1.0) -> Iterator[int]:
+                  top_p: float = 1.0) -> Generator[int, None, None]:
     """Generated token ids, one per forward pass, ending after a stop token or the limit.
 
     Greedy at ``temperature == 0``; otherwise sampled from ``softmax(logits / temperature)``,

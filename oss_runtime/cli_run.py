@@ -28,6 +28,11 @@ def _load_options(p: argparse.ArgumentParser) -> None:
         "--expert-activations", default=None, choices=("float32", "int8"),
         help="float32: exact (default; $OSS_RUNTIME_EXPERT_ACTIVATIONS); int8: each expert's "
              "input rounded to int8 per 32 values, as llama.cpp does (faster on a CPU)")
+    p.add_argument(
+        "--linear-weights", default=None, choices=("exact", "int8"),
+        help="exact: attention and lm_head weights as stored (default; "
+             "$OSS_RUNTIME_LINEAR_WEIGHTS); int8: an int8 copy per 32 values, llama.cpp's Q8_0 "
+             "(fewer bytes per token on a CPU; written once to the cache dir)")
 
 
 def _max_memory(items: list[str] | None) -> dict[int | str, str] | None:
@@ -66,12 +71,13 @@ def _on_disk(source: str) -> Any:
 def _options(args: argparse.Namespace) -> Any:
     from oss_runtime.api import _cache_bytes
     from oss_runtime.plan import LoadOptions
-    from oss_runtime.switches import expert_activations
+    from oss_runtime.switches import expert_activations, linear_weights
 
     return LoadOptions(device=args.device, quantization=args.quantization, dtype=args.dtype,
                        max_memory=_max_memory(args.max_memory),
                        expert_cache=_cache_bytes(args.expert_cache),
-                       expert_activations=expert_activations(args.expert_activations))
+                       expert_activations=expert_activations(args.expert_activations),
+                       linear_weights=linear_weights(args.linear_weights))
 
 
 def memory_table(
@@ -153,7 +159,8 @@ def _load(args: argparse.Namespace, source: Any = None) -> Any:
                             quantization=args.quantization, max_memory=_max_memory(args.max_memory),
                             expert_cache=args.expert_cache, offline=args.offline or None,
                             revision=args.revision, progress=not args.quiet,
-                            expert_activations=args.expert_activations)
+                            expert_activations=args.expert_activations,
+                            linear_weights=args.linear_weights)
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
@@ -216,7 +223,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     kwargs = {"device": args.device, "dtype": args.dtype, "quantization": args.quantization,
               "max_memory": _max_memory(args.max_memory), "expert_cache": args.expert_cache,
               "offline": args.offline or None, "revision": args.revision, "progress": not args.quiet,
-              "expert_activations": args.expert_activations}
+              "expert_activations": args.expert_activations, "linear_weights": args.linear_weights}
     result = run_benchmark(args.source, prompt_tokens=args.prompt_tokens, new_tokens=args.new_tokens,
                            threads=args.threads, load_kwargs=kwargs)
     print(json.dumps(result, indent=2) if args.json else format_table(result))

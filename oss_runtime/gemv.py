@@ -12,21 +12,28 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["install_bf16_gemv"]
+__all__ = ["install_bf16_gemv", "linear_layers"]
+
+
+def linear_layers(model: Any) -> list[tuple[str, Any]]:
+    """``(name, module)`` of every bound ``nn.Linear`` outside the experts (attention, lm_head)."""
+    from torch import nn
+
+    return [(name, module) for name, module in model.named_modules()
+            if isinstance(module, nn.Linear) and ".mlp." not in f".{name}."
+            and not module.weight.is_meta]
 
 
 def install_bf16_gemv(model: Any, kernel: Any, *, max_tokens: int = 4) -> int:
-    """Wrap the ``forward`` of every bf16 ``nn.Linear`` outside the experts; return how many."""
+    """Wrap the ``forward`` of every bf16 linear layer outside the experts that does not already
+    run on int8 weights (`oss_runtime.q8weights`); return how many."""
     import torch
-    from torch import nn
 
     count = 0
-    for name, module in model.named_modules():
-        if not isinstance(module, nn.Linear) or ".mlp." in f".{name}.":
+    for _, module in linear_layers(model):
+        if module.weight.dtype != torch.bfloat16 or getattr(module, "_oss_int8", False):
             continue
-        if module.weight.dtype != torch.bfloat16 or module.weight.is_meta:
-            continue
-        module.forward = _gemv_forward(module, kernel, max_tokens)  # type: ignore[method-assign]
+        module.forward = _gemv_forward(module, kernel, max_tokens)
         count += 1
     return count
 

@@ -1,6 +1,7 @@
 """The fused MXFP4 dequantize-and-multiply kernel: built on first use, cached, optional.
 
-`load_kernel()` compiles ``_kernels/mxfp4_linear.cpp`` with ``torch.utils.cpp_extension`` into a
+`load_kernel()` compiles ``_kernels/mxfp4_linear.cpp`` (and ``int8_linear.cpp``, the int8 linear
+weights' mat-vec, see `oss_runtime.q8weights`) with ``torch.utils.cpp_extension`` into a
 cache directory (``$OSS_RUNTIME_CACHE_DIR``, else the user cache dir ``oss-runtime``), keyed by a
 hash of the source and the torch version, and returns ``fn(x, blocks, scales, bias) -> y`` (its
 ``bf16_linear`` is the mat-vec of the bf16 layers, see `oss_runtime.gemv`). When
@@ -36,9 +37,11 @@ from typing import Any, NamedTuple
 from oss_runtime.errors import UnsupportedEnvironment
 
 __all__ = ["BUILD_WAIT", "FusedKernel", "KernelState", "cache_dir", "load_kernel",
-           "quantize_int8", "reference_linear", "reference_linear_int8", "state", "status"]
+           "quantize_int8", "reference_int8_linear", "reference_linear", "reference_linear_int8",
+           "state", "status"]
 
-_SOURCE = Path(__file__).with_name("_kernels") / "mxfp4_linear.cpp"
+_SOURCES = tuple(Path(__file__).with_name("_kernels") / n for n in ("mxfp4_linear.cpp",
+                                                                      "int8_linear.cpp"))
 _lock = threading.Lock()
 _loaded: dict[str, Any] = {}  # cache dir -> module, or an error string
 _ISA_NAMES = {0: "scalar", 1: "avx2", 2: "avx512"}
@@ -67,8 +70,13 @@ def _name() -> str:
     """The build's name: a hash of the kernel source and the torch version."""
     import torch
 
-    key = hashlib.sha256((_SOURCE.read_text() + torch.__version__).encode()).hexdigest()[:12]
+    key = hashlib.sha256((_source() + torch.__version__).encode()).hexdigest()[:12]
     return f"oss_mxfp4_{key}"
+
+
+def _source() -> str:
+    """The kernel's one translation unit: the sources in order."""
+    return "\n".join(path.read_text() for path in _SOURCES)
 
 
 def _compiler() -> tuple[str, str | None]:
@@ -215,9 +223,9 @@ def _build(directory: Path) -> Any:
             try:
                 module = cpp_extension.load_inline(  # type: ignore[no-untyped-call]
                     name=name,
-                    cpp_sources=[_SOURCE.read_text()],
+                    cpp_sources=[_source()],
                     functions=["mxfp4_linear", "mxfp4_linear_q8", "mxfp4_dequant", "mxfp4_best_isa",
-                               "bf16_linear"],
+                               "bf16_linear", "int8_linear"],
                     extra_cflags=["-O3", "-fopenmp"],
                     extra_ldflags=["-fopenmp"],
                     build_directory=str(build),
@@ -267,6 +275,8 @@ class FusedKernel:
         self._empty = torch.empty(0)
         #: whether this build has the bf16 mat-vec (`oss_runtime.gemv`)
         self.has_bf16_linear = hasattr(module, "bf16_linear")
+        #: whether it has the int8 linear weights' mat-vec (`oss_runtime.q8weights`)
+        self.has_int8_linear = hasattr(module, "int8_linear")
         best = int(module.mxfp4_best_isa())
         self.isa = _ISA_NAMES.get(best if isa < 0 else min(isa, best), "?")
 
@@ -282,6 +292,11 @@ class FusedKernel:
     def bf16_linear(self, x: Any, weight: Any, bias: Any = None) -> Any:
         """``x [T, K] float32 @ weight [R, K] bfloat16 .T + bias`` (float32 or None) -> ``[T, R]``."""
         return self._mod.bf16_linear(x, weight, self._empty if bias is None else bias, self._isa)
+
+    def int8_linear(self, x: Any, q: Any, d: Any, bias: Any = None) -> Any:
+        """``x [T, K] float32 @ (q [R, K] int8 * d [R, K/32] float16).T + bias`` -> ``[T, R]``,
+        ``x`` rounded to int8 per 32-value block first (see `reference_int8_linear`)."""
+        return self._mod.int8_linear(x, q, d, self._empty if bias is None else bias, self._isa)
 
     def dequant(self, blocks: Any, scales: Any, out: Any) -> Any:
         """Exact dequantization into a contiguous float32/bfloat16 ``out [R, K]``."""
@@ -351,3 +366,14 @@ def reference_linear_int8(x: Any, blocks: Any, scales: Any, bias: Any = None) ->
     w = mxfp4.dequantize(blocks, scales).double()
     y = F.linear(xr, w, None if bias is None else bias.double())
     return y.to(x.dtype)
+
+
+def reference_int8_linear(x: Any, q: Any, d: Any, bias: Any = None) -> Any:
+    """The pure-torch equivalent of ``int8_linear``: x rounded to int8 per block as there, then
+    multiplied with the int8 weights times their scales in float64."""
+    from torch.nn import functional as F
+
+    xq, xd = quantize_int8(x)
+    xr = (xq.double() * xd.double()[..., None]).reshape(x.shape)
+    w = (q.double().reshape(q.shape[0], -1, 32) * d.double()[..., None]).reshape(q.shape)
+    return F.linear(xr, w, None if bias is None else bias.double()).to(x.dtype)

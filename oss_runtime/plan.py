@@ -25,15 +25,13 @@ from oss_runtime.environment import NATIVE_KERNEL_REPO, Environment
 from oss_runtime.errors import UnsupportedEnvironment
 from oss_runtime.kernel import SLOWER
 from oss_runtime.layout import DTYPE_SIZES, expected_tensors
+from oss_runtime.precision import choose
 from oss_runtime.spec import ModelSpec
-from oss_runtime.switches import expert_activations
 
 __all__ = ["LoadOptions", "LoadPlan", "parse_bytes", "plan_load"]
 
 GB = 10**9
 RUNTIME_OVERHEAD = 700 * 10**6  # Python, torch, transformers and allocator arenas (CPU)
-#: why int8 expert inputs were asked for and not used
-NO_INT8 = "int8 inputs need the fused CPU kernel, so the experts run exact"
 CUDA_OVERHEAD = 1 * GB  # CUDA context and kernels' workspaces (device)
 _QUANT_ALIASES = {"auto": "auto", "mxfp4": "mxfp4", "dequantize": "dequantized",
                   "dequantized": "dequantized", "bf16": "dequantized", "bfloat16": "dequantized",
@@ -73,6 +71,7 @@ class LoadOptions:
     kernel: str | bool = "auto"  # the fused CPU kernel: "auto", True (required), False (off)
     offline: bool | None = None  # no downloads (None: HF_HUB_OFFLINE decides)
     expert_activations: str = "float32"  # "float32" (exact) | "int8" (fused CPU kernel only)
+    linear_weights: str = "exact"  # attention and lm_head: "exact" | "int8" (fused CPU kernel)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +92,7 @@ class LoadPlan:
     #: torch, 4-7x slower) or "n/a" (the transformers backend)
     kernel: str = "n/a"
     expert_activations: str = "float32"  # the experts' inputs: "float32" (exact) or "int8"
+    linear_weights: str = "exact"  # attention and lm_head weights: "exact" or "int8"
 
     @property
     def compute(self) -> str:
@@ -111,6 +111,7 @@ class LoadPlan:
             f"backend       {self.backend}",
             f"compute       {self.compute}  ({self.reasons.get('kernel', 'transformers decides')})",
             f"expert inputs {self.expert_activations}  ({self.reasons.get('activations', 'exact')})",
+            f"linear        {self.linear_weights}  ({self.reasons.get('linear', 'as stored')})",
             f"peak memory   {self.estimated_peak_bytes / GB:.2f} GB estimated  "
             f"({self.reasons['memory']})",
         ]
@@ -294,10 +295,11 @@ def plan_load(
             )
         else:
             reasons["memory"] = f"{what}: {budget / GB:.1f} GB" if budget else "no budget known"
-            activations = _activations(opts, "n/a", reasons, warnings)
+            activations = choose("activations", opts.expert_activations, "n/a", reasons, warnings)
+            linear = choose("linear", opts.linear_weights, "n/a", reasons, warnings)
             return LoadPlan(device, backend, kept, dtype, peak, budget or None, breakdown,
                             types.MappingProxyType(reasons), tuple(warnings),
-                            _max_memory(opts), "n/a", activations)
+                            _max_memory(opts), "n/a", activations, linear)
     # CPU
     budget, what = _budget(opts, env, "cpu")
     if quant == "dequantized" and spec.quantized:
@@ -341,10 +343,11 @@ def plan_load(
             )
     reasons["memory"] = f"{what}: {budget / GB:.1f} GB" if budget else "no budget known"
     kernel = kernel if backend == "mapped" else "n/a"
-    activations = _activations(opts, kernel, reasons, warnings)
+    activations = choose("activations", opts.expert_activations, kernel, reasons, warnings)
+    linear = choose("linear", opts.linear_weights, kernel, reasons, warnings)
     return LoadPlan("cpu", backend, kept, dtype, peak, budget or None, breakdown,
                     types.MappingProxyType(reasons), tuple(warnings), _max_memory(opts),
-                    kernel, activations)
+                    kernel, activations, linear)
 
 
 def _native_missing(env: Environment, opts: LoadOptions) -> list[str]:
@@ -356,21 +359,6 @@ def _native_missing(env: Environment, opts: LoadOptions) -> list[str]:
         missing.append(f"offline, and transformers' MXFP4 kernel ({NATIVE_KERNEL_REPO}) is not "
                        "in the Hugging Face cache")
     return missing
-
-
-def _activations(opts: LoadOptions, kernel: str, reasons: dict[str, str],
-                 warnings: list[str]) -> str:
-    """The experts' input precision as it will run; its reason into ``reasons``, and a warning."""
-    if expert_activations(opts.expert_activations) == "float32":
-        reasons["activations"] = "exact; expert_activations='int8' trades accuracy for speed on a CPU"
-        return "float32"
-    if kernel != "fused":
-        reasons["activations"] = NO_INT8
-        warnings.append(f"expert_activations='int8' was asked for, but {NO_INT8}")
-        return "float32"
-    reasons["activations"] = ("asked for: each expert's input is rounded to int8 per 32 values, as "
-                              "llama.cpp does (relative error about 0.5 %); the weights stay exact")
-    return "int8"
 
 
 def _kernel(opts: LoadOptions, env: Environment, quantized: bool) -> tuple[str, str]:

@@ -269,7 +269,7 @@ def _messages(body: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
 
 def _tools(body: Mapping[str, Any]) -> tuple[tuple[dict[str, Any], ...], str, str | None]:
     tools = _get(body, "tools", (list,), "an array", [])
-    out = []
+    out: list[dict[str, Any]] = []
     for i, tool in enumerate(tools):
         p = f"tools[{i}]"
         fn = tool.get("function") if isinstance(tool, dict) else None

@@ -54,7 +54,7 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def make_server(state: ServerState, sock: socket.socket) -> Any:
+def make_server(state: ServerState) -> Any:
     """A uvicorn ``Server`` for the app over ``state``; on a signal it also stops the engine."""
     try:
         import uvicorn
@@ -65,7 +65,7 @@ def make_server(state: ServerState, sock: socket.socket) -> Any:
             f"oss-runtime serve needs FastAPI and uvicorn ({exc.name} is missing): "
             "pip install 'pip-91n[serve]'") from exc
 
-    class Server(uvicorn.Server):  # type: ignore[misc]
+    class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
             if state.engine is not None:
                 state.engine.stop()  # only sets a flag: safe in a signal handler
@@ -76,9 +76,7 @@ def make_server(state: ServerState, sock: socket.socket) -> Any:
                             access_log=False, timeout_graceful_shutdown=GRACE,
                             timeout_keep_alive=5, h11_max_incomplete_event_size=limit,
                             server_header=False)
-    server = Server(config)
-    server.oss_socket = sock
-    return server
+    return Server(config)
 
 
 def _url(sock: socket.socket) -> str:
@@ -99,7 +97,7 @@ def serve(settings: ServeSettings, host: str, port: int, loader: Callable[[], An
               file=sys.stderr)
         return 1
     state = ServerState(settings)
-    server = make_server(state, sock)
+    server = make_server(state)
     failed: list[str] = []
 
     def load() -> None:

@@ -20,7 +20,7 @@ class RunningServer:
         sock = bind("127.0.0.1", 0)
         self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = make_server(self.state, sock)
+        self.server = make_server(self.state)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]},
                                        name="test-uvicorn", daemon=True)
         self.thread.start()

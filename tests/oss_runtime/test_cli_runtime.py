@@ -124,19 +124,29 @@ def test_chat_checks_stdin_and_the_tokenizer_before_loading(tmp_path: Path) -> N
     assert not (tmp_path / "kernels").exists()  # nothing was loaded (no kernel build either)
 
 
-def test_expert_activations_option_and_switches(ck: Path, monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
-    for name in ("OSS_RUNTIME_EXPERT_ACTIVATIONS", "OSS_RUNTIME_PREFAULT", "OSS_RUNTIME_KERNEL",
-                 "OSS_RUNTIME_BF16_GEMV"):
+@pytest.mark.parametrize(("flag", "variable", "exact", "line"), [
+    ("--expert-activations", "OSS_RUNTIME_EXPERT_ACTIVATIONS", "float32", "expert inputs "),
+    ("--linear-weights", "OSS_RUNTIME_LINEAR_WEIGHTS", "exact", "linear        "),
+])
+def test_int8_options_and_switches(ck: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str], flag: str, variable: str,
+                                   exact: str, line: str) -> None:
+    for name in (variable, "OSS_RUNTIME_PREFAULT", "OSS_RUNTIME_KERNEL", "OSS_RUNTIME_BF16_GEMV"):
         monkeypatch.delenv(name, raising=False)
+    option = flag.removeprefix("--").replace("-", "_")
     assert main(["plan", str(ck)]) == 0
-    assert "expert inputs float32  (exact;" in capsys.readouterr().out
+    assert f"{line}{exact}  (" in capsys.readouterr().out
     monkeypatch.setenv("OSS_RUNTIME_KERNEL", "0")  # no kernel: int8 cannot be honoured, said so
-    assert main(["plan", str(ck), "--expert-activations", "int8"]) == 0
+    assert main(["plan", str(ck), flag, "int8"]) == 0
     out = capsys.readouterr().out
-    assert "expert inputs float32" in out and "warning: expert_activations='int8' was asked" in out
-    monkeypatch.setenv("OSS_RUNTIME_EXPERT_ACTIVATIONS", "int4")
+    assert f"{line}{exact}" in out and f"warning: {option}='int8' was asked" in out
+    with pytest.raises(SystemExit):
+        main(["plan", str(ck), flag, "q8"])
+    assert "invalid choice: 'q8'" in capsys.readouterr().err
+    monkeypatch.setenv(variable, "int4")
     assert main(["doctor"]) == 1
     out, err = capsys.readouterr()
-    assert "switches      OSS_RUNTIME_KERNEL=0, OSS_RUNTIME_EXPERT_ACTIVATIONS=int4" in out
-    assert err.count("\n") == 1 and "OSS_RUNTIME_EXPERT_ACTIVATIONS must be 'float32'" in err
+    assert f"switches      OSS_RUNTIME_KERNEL=0, {variable}=int4" in out
+    assert err.count("\n") == 1 and f"{variable} must be '{exact}'" in err
+    assert main(["plan", str(ck)]) == 1
+    assert f"{variable} must be '{exact}'" in capsys.readouterr().err
