@@ -49,6 +49,8 @@ class Environment:
     kernel_detail: str = ""
     #: the OSS_RUNTIME_* switches set here (name, value), for doctor (`SWITCHES`)
     switches: tuple[tuple[str, str], ...] = ()
+    #: the int8 copies of linear weights kept in the cache dir, in words (`oss_runtime.q8weights`)
+    int8_copies: str = ""
 
     def native_mxfp4_missing(self) -> list[str]:
         """What transformers' native MXFP4 path lacks here (empty: it can run), each in the
@@ -100,6 +102,7 @@ class Environment:
              + f" ({NATIVE_KERNEL_REPO}" + (", HF_HUB_OFFLINE set)" if self.hub_offline
                                             else ", fetched on first native load)")),
             ("cpu kernel", f"{self.kernel_status}: {self.kernel_detail}"),
+            *([("int8 copies", self.int8_copies)] if self.int8_copies else []),
             ("switches", ", ".join(f"{k}={v}" for k, v in self.switches) or "none set (defaults: "
              + ", ".join(f"{k}={v}" for k, v in SWITCHES.items()) + ")"),
         ]
@@ -213,6 +216,7 @@ def detect_environment() -> Environment:
     """Probe this machine (imports torch when installed, transformers too when there is a CUDA
     device; never raises for a missing package; builds nothing)."""
     from oss_runtime.hubcache import offline_requested
+    from oss_runtime.q8weights import describe_copies
 
     total, available = memory_info()
     cuda = _cuda()
@@ -227,6 +231,7 @@ def detect_environment() -> Environment:
         hub_offline=offline_requested(),
         native_kernel_cached=_native_kernel_cached(),
         switches=tuple((k, os.environ[k]) for k in SWITCHES if os.environ.get(k, "").strip()),
+        int8_copies=describe_copies(),
         **({**_transformers_mxfp4(), **cuda} if cuda else {}),
         **(_cpu_kernel() if importlib.util.find_spec("torch") is not None else {}),
     )

@@ -30,7 +30,8 @@ from typing import Any
 from oss_runtime.checkpoint import Checkpoint, TensorInfo, read_safetensors_header
 from oss_runtime.errors import CheckpointError, OssRuntimeError, UnsupportedEnvironment
 
-__all__ = ["FORMAT", "WRITE_WAIT", "cached_copy", "default_folder", "install_int8_linear", "quantize_rows"]
+__all__ = ["FORMAT", "WRITE_WAIT", "cached_copy", "default_folder", "describe_copies",
+           "install_int8_linear", "quantize_rows"]
 
 #: the copy's format; a new value makes every cached copy stale
 FORMAT = "oss-runtime-int8-linear-1"
@@ -166,6 +167,19 @@ def default_folder() -> Path:
     if os.environ.get("OSS_RUNTIME_CACHE_DIR"):
         return cache_dir() / "int8-weights"
     return cache_dir().parent / "int8-weights"
+
+
+def describe_copies(folder: Path | None = None) -> str:
+    """One line for ``oss-runtime doctor``: the int8 copies kept, their size and where."""
+    folder = folder or default_folder()
+    try:
+        sizes = [p.stat().st_size for p in folder.glob("*.safetensors")]
+    except OSError:
+        sizes = []
+    if not sizes:
+        return f"none ({folder}; written by the first load with linear_weights='int8')"
+    return (f"{len(sizes)} in {folder} ({sum(sizes) / 1e9:.2f} GB; any can be deleted, the next "
+            "load with int8 writes it again)")
 
 
 def cached_copy(model: Any, ck: Checkpoint, directory: Path | None = None

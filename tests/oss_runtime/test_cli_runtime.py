@@ -31,6 +31,7 @@ def test_doctor(ck: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "native mxfp4" in out and "gpt-oss-20b" in out and "peak memory" in out
     assert "cpu kernel" in out and "compute " in out  # which path runs the experts, and why
+    assert "int8 copies" in out  # where the int8 copies of linear weights are kept, and their size
     assert main(["doctor", str(ck), "--dtype", "float32"]) == 0
     assert "float32" in capsys.readouterr().out
     assert main(["doctor", "--quantization", "mxfp4", "--device", "cuda:0"]) == (

@@ -129,6 +129,7 @@ def test_loaded_model_runs_its_linear_layers_on_the_int8_copy(
         a, b = exact.model(input_ids=ids).logits.float(), model(input_ids=ids).logits.float()
     diff = (a - b).abs()
     assert 0 < float(diff.mean()) < 0.05 * float(a.std())
+    assert q8weights.describe_copies().startswith(f"1 in {copies} (")
     # the copy is reused: nothing is written the second time
     stamp = copy.stat().st_mtime_ns
     again = load_gpt_oss_20b(tiny_checkpoint, dtype=dtype, progress=False, environment=CPU,
@@ -205,7 +206,7 @@ def test_without_the_kernel_int8_is_refused_aloud(tiny_checkpoint: Path, copies:
     rt = load_gpt_oss_20b(tiny_checkpoint, progress=False, environment=CPU, kernel=False)
     assert rt.plan.linear_weights == "exact"
     assert any("linear_weights='int8'" in w and "fused CPU kernel" in w for w in rt.plan.warnings)
-    assert not copies.exists()
+    assert not copies.exists() and q8weights.describe_copies().startswith("none (")
     monkeypatch.setenv("OSS_RUNTIME_LINEAR_WEIGHTS", "q4")
     with pytest.raises(ValueError, match=r"OSS_RUNTIME_LINEAR_WEIGHTS must be 'exact'.*'q4'"):
         load_gpt_oss_20b(tiny_checkpoint, progress=False, environment=CPU)
