@@ -32,6 +32,7 @@ import fcntl
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -463,12 +464,13 @@ def main(argv: list[str] | None = None) -> int:
         for spec in args.variant:
             label, _, assignments = spec.partition(":")
             env = dict(a.partition("=")[::2] for a in assignments.split(","))
-            if env.get("OSS_RUNTIME_LINEAR_WEIGHTS") == "int8":  # its int8 copy, once written
+            q8 = env.get("OSS_RUNTIME_LINEAR_WEIGHTS") == "int8"
+            if q8:  # its int8 copy, once written, is read right before, like the checkpoint
                 from oss_runtime.q8weights import default_folder
 
                 warm(sorted(default_folder().glob(f"{checkpoint.name}-*.safetensors")))
-            results["variants"][label] = run_oss(checkpoint, args.threads, extra_env=env)
-            results["variants"][label]["q8"] = env.get("OSS_RUNTIME_LINEAR_WEIGHTS") == "int8"
+            results["variants"][label] = {**run_oss(checkpoint, args.threads, extra_env=env),
+                                          "q8": q8}
             log(f"oss_runtime {label}: {results['variants'][label]}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
@@ -483,8 +485,8 @@ def main(argv: list[str] | None = None) -> int:
 
         machine = (f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} threads; "
                    f"{machine_notes()}")
-        cmd = "python bench/vs_llamacpp.py --warmup --q8 --write" if args.q8 else \
-            "python bench/vs_llamacpp.py --warmup --write"
+        cmd = shlex.join(["python", "bench/vs_llamacpp.py", *(argv if argv is not None
+                                                             else sys.argv[1:])])
         write_section(SECTION, f"Reproduce with `{cmd}` ({machine}, "
                                f"{time.strftime('%Y-%m-%d')}).\n\n{out}\n\n{NOTES}")
     return 0

@@ -11,8 +11,8 @@ under a key made of the source shards' paths, sizes and modification times: a ch
 gets a new copy. One process writes it while the others wait (a lock beside it, which the OS drops
 with its owner); it goes to a temporary file, synced and renamed into place, so a copy that was
 cut off is never used, and the next writer removes such leftovers. One that fails its header
-check is written again. It is memory-mapped
-like the checkpoint, so its pages are file pages, not anonymous memory.
+check is written again. It is memory-mapped like the checkpoint, so its pages are file pages,
+not anonymous memory.
 """
 
 from __future__ import annotations

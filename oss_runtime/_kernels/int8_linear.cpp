@@ -13,30 +13,11 @@ struct Int8Args {
   const uint8_t* xa;  // [T, K] |xq|, the unsigned operand of maddubs
   const float* xd;    // [T, G] x's block scales
   const int8_t* w;    // [R, K]
-  const uint16_t* wd; // [R, G] float16 block scales
+  const at::Half* wd; // [R, G] float16 block scales
   const float* bias;
   float* y;
   int64_t T, G, R;
 };
-
-inline float half_to_float(uint16_t h) {
-  const uint32_t sign = uint32_t(h & 0x8000) << 16, exp = (h >> 10) & 31, man = h & 1023;
-  uint32_t bits;
-  if (exp == 31) {
-    bits = sign | 0x7f800000u | (man << 13);
-  } else if (exp) {
-    bits = sign | ((exp + 112) << 23) | (man << 13);
-  } else if (!man) {
-    bits = sign;
-  } else {  // subnormal: value man * 2^-24
-    float f = std::ldexp(float(man), -24);
-    std::memcpy(&bits, &f, 4);
-    bits |= sign;
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
 
 // Per token and 32-value block: d = max|x| / 127, q = round-to-nearest-even(x / d), |q| <= 127
 // (so that maddubs, 2 * 127 * 127, never saturates).
@@ -64,7 +45,7 @@ void int8_rows_scalar(const Int8Args& a, int64_t r0, int64_t r1) {
       for (int64_t g = 0; g < a.G; ++g) {
         int32_t s = 0;
         for (int j = 0; j < 32; ++j) s += int32_t(a.w[r * K + g * 32 + j]) * a.xq[t * K + g * 32 + j];
-        acc += float(s) * (half_to_float(a.wd[r * a.G + g]) * a.xd[t * a.G + g]);
+        acc += float(s) * (float(a.wd[r * a.G + g]) * a.xd[t * a.G + g]);
       }
       a.y[t * a.R + r] = acc + (a.bias ? a.bias[r] : 0.f);
     }
@@ -87,7 +68,7 @@ __attribute__((target("avx2,fma,f16c"))) void int8_tile(const Int8Args& a, int64
   for (int64_t g0 = 0; g0 < G; g0 += CH) {
     const int n = int(std::min<int64_t>(CH, G - g0));
     for (int k = 0; k < RB; ++k) {
-      const uint16_t* wd = a.wd + (r + k) * G + g0;
+      const uint16_t* wd = reinterpret_cast<const uint16_t*>(a.wd + (r + k) * G + g0);
       for (int t = 0; t < TB && t < nt; ++t) {
         const float* xd = a.xd + (t0 + t) * G + g0;
         int j = 0;
@@ -166,7 +147,7 @@ torch::Tensor int8_linear(torch::Tensor x, torch::Tensor q, torch::Tensor d, tor
   quantize_x_int8(xc.data_ptr<float>(), T, G, xq.data_ptr<int8_t>(), xa.data_ptr<uint8_t>(), xd.data_ptr<float>());
   auto y = torch::empty({T, R}, x.options());
   Int8Args a{xq.data_ptr<int8_t>(), xa.data_ptr<uint8_t>(), xd.data_ptr<float>(), qc.data_ptr<int8_t>(),
-             reinterpret_cast<const uint16_t*>(dc.data_ptr<at::Half>()), has_bias ? bb.data_ptr<float>() : nullptr,
+             dc.data_ptr<at::Half>(), has_bias ? bb.data_ptr<float>() : nullptr,
              y.data_ptr<float>(), T, G, R};
   const int which = pick_isa(isa);
 #ifdef OSS_X86
