@@ -217,19 +217,36 @@ class Flights:
         self._flights: dict[str, Flight] = {}
 
     def join(self, key: str, producer: Producer) -> Reader:
-        """A reader of ``key``'s flight; the first caller starts it with ``producer``."""
+        """A reader of ``key``'s flight; the first caller starts it with ``producer``.
+
+        The temporary file is made and the producer's thread started outside the lock, so
+        a burst of new files (uv asks for 20 wheels at once) does not queue behind each
+        file's disk and thread start-up."""
+        spool: tuple[Path, int] | None = None
+        if self._live(key) is None:
+            spool = self.cache.spool()
+        started: Flight | None = None
         with self._lock:
-            flight = self._flights.get(key)
-            if flight is None or flight.cancel.is_set():
-                path, fd = self.cache.spool()
-                flight = self._flights[key] = Flight(key, path, fd)
-                threading.Thread(target=self._run, args=(flight, producer), daemon=True,
-                                 name=f"pip-91n-serve-{key[:8]}").start()
+            flight = self._live(key)
+            if flight is None:
+                path, fd = spool if spool is not None else self.cache.spool()
+                spool = None
+                flight = started = self._flights[key] = Flight(key, path, fd)
             reader = Reader(self, flight)  # opened before the flight can be renamed
             with flight.cond:
                 flight.readers += 1
                 flight.idle_since = None
-            return reader
+        if spool is not None:  # another caller started the flight meanwhile
+            os.close(spool[1])
+            spool[0].unlink(missing_ok=True)
+        if started is not None:
+            threading.Thread(target=self._run, args=(started, producer), daemon=True,
+                             name=f"pip-91n-serve-{key[:8]}").start()
+        return reader
+
+    def _live(self, key: str) -> Flight | None:
+        flight = self._flights.get(key)
+        return None if flight is None or flight.cancel.is_set() else flight
 
     def in_flight(self) -> int:
         with self._lock:

@@ -66,6 +66,42 @@ def test_one_flight_for_many_readers(tmp_path: Path) -> None:
     assert flights.cache.has("k" * 64)
 
 
+def test_callers_racing_to_start_a_flight_start_one(tmp_path: Path) -> None:
+    """Joins that find no flight make their temporary file outside the lock: the callers
+    that lose the race to start it read the winner's flight and leave no file behind."""
+    flights = Flights(FileCache(tmp_path, 10**9))
+    data = b"abc" * 1000
+    calls: list[int] = []
+    barrier = threading.Barrier(8)
+    readers = []
+    lock = threading.Lock()
+    everyone_in = threading.Event()
+
+    def producer(sink: Sink) -> None:  # runs until every caller joined
+        calls.append(1)
+        everyone_in.wait(10)
+        sink.set_size(len(data))
+        sink.write(data)
+
+    def join() -> None:
+        barrier.wait(5)
+        r = flights.join(_sha(data), producer)
+        with lock:
+            readers.append(r)
+
+    threads = [threading.Thread(target=join) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    everyone_in.set()
+    for r in readers:
+        assert r.wait_done(5.0)
+        r.close()
+    assert len(readers) == 8 and calls == [1]
+    assert flights.cache.has(_sha(data)) and not list((tmp_path / "tmp").iterdir())
+
+
 def test_a_failed_flight_fails_every_reader(tmp_path: Path) -> None:
     flights = Flights(FileCache(tmp_path, 10**9))
 
