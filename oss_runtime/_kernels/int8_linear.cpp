@@ -65,6 +65,9 @@ __attribute__((target("avx2,fma,f16c"))) void int8_tile(const Int8Args& a, int64
   __m256 acc[RB][TB];
   for (int k = 0; k < RB; ++k)
     for (int t = 0; t < TB; ++t) acc[k][t] = _mm256_setzero_ps();
+  // decode: the next tile's rows (one contiguous run) are fetched at the pace this tile is
+  // read (see q8_tile); a few tokens: each row fetches its own bytes ahead
+  const char* next = ahead(a.w, (r + RB) * K);
   for (int64_t g0 = 0; g0 < G; g0 += CH) {
     const int n = int(std::min<int64_t>(CH, G - g0));
     for (int k = 0; k < RB; ++k) {
@@ -82,8 +85,11 @@ __attribute__((target("avx2,fma,f16c"))) void int8_tile(const Int8Args& a, int64
     for (int j = 0; j < n; ++j) {
       const int64_t off = (g0 + j) * 32;
       __m256i w[RB];
+      if (TB == 1) {
+        for (int l = 0; l < RB * 32; l += 64) _mm_prefetch(next + off * RB + l, _MM_HINT_T0);
+      }
       for (int k = 0; k < RB; ++k) {
-        _mm_prefetch((const char*)(a.w + (r + k) * K + off + 512), _MM_HINT_T0);
+        if (TB > 1) _mm_prefetch((const char*)(a.w + (r + k) * K + off + 512), _MM_HINT_T0);
         w[k] = _mm256_loadu_si256((const __m256i*)(a.w + (r + k) * K + off));
       }
       for (int t = 0; t < TB; ++t) {
