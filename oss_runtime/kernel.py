@@ -36,12 +36,16 @@ from typing import Any, NamedTuple
 
 from oss_runtime.errors import UnsupportedEnvironment
 
-__all__ = ["BUILD_WAIT", "FusedKernel", "KernelState", "cache_dir", "load_kernel",
-           "quantize_int8", "reference_int8_linear", "reference_linear", "reference_linear_int8",
-           "state", "status"]
+__all__ = ["BUILD_FLAGS", "BUILD_WAIT", "ENTRY_POINTS", "FusedKernel", "KernelState", "cache_dir",
+           "load_kernel", "quantize_int8", "reference_int8_linear", "reference_linear",
+           "reference_linear_int8", "state", "status"]
 
 _SOURCES = tuple(Path(__file__).with_name("_kernels") / n for n in ("mxfp4_linear.cpp",
                                                                       "int8_linear.cpp"))
+#: The functions the extension exports, and the compiler flags it is built with.
+ENTRY_POINTS = ("mxfp4_linear", "mxfp4_linear_q8", "mxfp4_dequant", "mxfp4_best_isa", "bf16_linear",
+                "int8_linear")
+BUILD_FLAGS = ("-O3", "-fopenmp")
 _lock = threading.Lock()
 _loaded: dict[str, Any] = {}  # cache dir -> module, or an error string
 _ISA_NAMES = {0: "scalar", 1: "avx2", 2: "avx512"}
@@ -224,9 +228,8 @@ def _build(directory: Path) -> Any:
                 module = cpp_extension.load_inline(  # type: ignore[no-untyped-call]
                     name=name,
                     cpp_sources=[_source()],
-                    functions=["mxfp4_linear", "mxfp4_linear_q8", "mxfp4_dequant", "mxfp4_best_isa",
-                               "bf16_linear", "int8_linear"],
-                    extra_cflags=["-O3", "-fopenmp"],
+                    functions=list(ENTRY_POINTS),
+                    extra_cflags=list(BUILD_FLAGS),
                     extra_ldflags=["-fopenmp"],
                     build_directory=str(build),
                     verbose=False,
