@@ -226,22 +226,24 @@ class Flights:
         if self._live(key) is None:
             spool = self.cache.spool()
         started: Flight | None = None
-        with self._lock:
-            flight = self._live(key)
-            if flight is None:
-                path, fd = spool if spool is not None else self.cache.spool()
-                spool = None
-                flight = started = self._flights[key] = Flight(key, path, fd)
-            reader = Reader(self, flight)  # opened before the flight can be renamed
-            with flight.cond:
-                flight.readers += 1
-                flight.idle_since = None
-        if spool is not None:  # another caller started the flight meanwhile
-            os.close(spool[1])
-            spool[0].unlink(missing_ok=True)
-        if started is not None:
-            threading.Thread(target=self._run, args=(started, producer), daemon=True,
-                             name=f"pip-91n-serve-{key[:8]}").start()
+        try:
+            with self._lock:
+                flight = self._live(key)
+                if flight is None:
+                    path, fd = spool if spool is not None else self.cache.spool()
+                    spool = None
+                    flight = started = self._flights[key] = Flight(key, path, fd)
+                reader = Reader(self, flight)  # opened before the flight can be renamed
+                with flight.cond:
+                    flight.readers += 1
+                    flight.idle_since = None
+        finally:  # a registered flight gets its producer, even if this caller's reader failed
+            if spool is not None:  # another caller started the flight meanwhile
+                os.close(spool[1])
+                spool[0].unlink(missing_ok=True)
+            if started is not None:
+                threading.Thread(target=self._run, args=(started, producer), daemon=True,
+                                 name=f"pip-91n-serve-{key[:8]}").start()
         return reader
 
     def _live(self, key: str) -> Flight | None:

@@ -102,6 +102,34 @@ def test_callers_racing_to_start_a_flight_start_one(tmp_path: Path) -> None:
     assert flights.cache.has(_sha(data)) and not list((tmp_path / "tmp").iterdir())
 
 
+def test_a_flight_whose_first_reader_failed_still_runs(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flight is registered before its first reader opens the file: if that open fails, the
+    flight must still get its producer, or every later client of the file would wait on it."""
+    from pip_91n.serve import flights as flights_mod
+
+    flights = Flights(FileCache(tmp_path, 10**9))
+    data = b"wheel" * 100
+    calls: list[int] = []
+
+    def producer(sink: Sink) -> None:
+        calls.append(1)
+        sink.set_size(len(data))
+        sink.write(data)
+
+    def no_fd(self: object, *args: object) -> None:
+        raise OSError("too many open files")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(flights_mod.Reader, "__init__", no_fd)
+        with pytest.raises(OSError, match="open files"):
+            flights.join(_sha(data), producer)
+    deadline = time.monotonic() + 10
+    while not flights.cache.has(_sha(data)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert calls == [1] and flights.cache.has(_sha(data)) and flights.in_flight() == 0
+
+
 def test_a_failed_flight_fails_every_reader(tmp_path: Path) -> None:
     flights = Flights(FileCache(tmp_path, 10**9))
 
