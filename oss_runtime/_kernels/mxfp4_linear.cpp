@@ -23,8 +23,10 @@ const float kE2M1[16] = {0.f, .5f, 1.f, 1.5f, 2.f, 3.f, 4.f, 6.f,
                          -0.f, -.5f, -1.f, -1.5f, -2.f, -3.f, -4.f, -6.f};
 
 struct Args {
+  const float* x;   // [T, K]
   const float* xe;  // [T, K/2] even elements of x
   const float* xo;  // [T, K/2] odd elements of x
+  const float* xp;  // [T, K] x in the exact AVX2 kernel's pair layout (see exact_tile), or null
   const uint8_t* blocks;
   const uint8_t* scales;
   const float* bias;
@@ -174,106 +176,124 @@ __attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-__attribute__((target("avx2,fma"))) inline __m256 value8(__m256 table, __m256i bit3, __m256i code) {
-  const __m256 mag = _mm256_permutevar8x32_ps(table, code);  // uses the low 3 bits
-  const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(code, bit3), 28);
-  return _mm256_or_ps(mag, _mm256_castsi256_ps(sign));
+// Twice each e2m1 value (0, 1, 2, 3, 4, 6, 8, 12 and their negatives) is a bfloat16, so a code
+// becomes its exact float32 with two byte shuffles (the bfloat16's high and low byte) and a shift
+// into the top half of a 32-bit lane; no integer-to-float conversion.
+//
+// Blocks go in pairs: 32 weight bytes in one 256-bit register (block 2p in the low 128 bits,
+// 2p + 1 in the high). Their low nibbles and their high nibbles each give 32 codes; interleaving
+// the two shuffles' bytes gives 16-bit words (bytes 0-7 of each half, then bytes 8-15), and the
+// even words shifted up and the odd words masked give 4 vectors of 8 floats per nibble half.
+// `pair_element` says which element of the pair each float lands on; x is stored in that order
+// (the pair layout), so the products need no shuffles. An odd last block and any block with scale
+// 255 (2^128, which overflows the sum-then-scale order) take the exact per-element route.
+inline int pair_element(int v, int lane) {  // v: vector 0-7, lane: 0-7 -> element 0-63
+  const int nibble = v / 4, word = 2 * (lane % 4) + v % 2, byte = (v % 4 >= 2 ? 8 : 0) + word;
+  return (lane / 4) * 32 + 2 * byte + nibble;
 }
 
-// One token, four rows at a time. Codes become exact small integers (twice the e2m1 value) with
-// one byte shuffle, then floats; each block's 32 products are summed before its scale is
-// applied once, and four rows give four independent accumulator chains.
-__attribute__((target("avx2,fma"))) int64_t rows_avx2_t1(const Args& a, int64_t r0, int64_t r1) {
-  constexpr int RB = 4;
-  const __m128i table = _mm_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12);
-  const __m128i low4 = _mm_set1_epi8(15);
-  int64_t r = r0;
-  for (; r + RB <= r1; r += RB) {
-    __m256 acc[RB];
-    for (int k = 0; k < RB; ++k) acc[k] = _mm256_setzero_ps();
-    for (int64_t g = 0; g < a.G; ++g) {
-      const __m256 xe0 = _mm256_loadu_ps(a.xe + g * 16), xe1 = _mm256_loadu_ps(a.xe + g * 16 + 8);
-      const __m256 xo0 = _mm256_loadu_ps(a.xo + g * 16), xo1 = _mm256_loadu_ps(a.xo + g * 16 + 8);
-      for (int k = 0; k < RB; ++k) {
-        const int64_t i = (r + k) * a.G + g;
-        const uint8_t s = a.scales[i];
-        if (s == 255) {
-          alignas(32) float l[16], h[16];
-          decode_block(a.blocks + i * 16, s, l, h);
-          __m256 t = _mm256_mul_ps(_mm256_load_ps(l), xe0);
-          t = _mm256_fmadd_ps(_mm256_load_ps(l + 8), xe1, t);
-          t = _mm256_fmadd_ps(_mm256_load_ps(h), xo0, t);
-          t = _mm256_fmadd_ps(_mm256_load_ps(h + 8), xo1, t);
-          acc[k] = _mm256_add_ps(acc[k], t);
-          continue;
-        }
-        const __m128i bytes = _mm_loadu_si128((const __m128i*)(a.blocks + i * 16));
-        const __m128i vlo = _mm_shuffle_epi8(table, _mm_and_si128(bytes, low4));
-        const __m128i vhi = _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(bytes, 4), low4));
-        const __m256 e0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(vlo));
-        const __m256 e1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(vlo, 8)));
-        const __m256 o0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(vhi));
-        const __m256 o1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(vhi, 8)));
-        __m256 t1 = _mm256_mul_ps(e0, xe0);
-        __m256 t2 = _mm256_mul_ps(o0, xo0);
-        t1 = _mm256_fmadd_ps(e1, xe1, t1);
-        t2 = _mm256_fmadd_ps(o1, xo1, t2);
-        acc[k] = _mm256_fmadd_ps(_mm256_add_ps(t1, t2), _mm256_set1_ps(kHalfScale.v[s]), acc[k]);
-      }
+void to_pair_layout(const float* x, float* xp, int64_t T, int64_t G) {
+  int map[64];
+  for (int v = 0; v < 8; ++v)
+    for (int lane = 0; lane < 8; ++lane) map[v * 8 + lane] = pair_element(v, lane);
+  const int64_t K = G * 32;
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t p = 0; p < G / 2; ++p) {
+      const float* src = x + t * K + p * 64;
+      float* dst = xp + t * K + p * 64;
+      for (int i = 0; i < 64; ++i) dst[i] = src[map[i]];
+    }
+}
+
+// Block g of row r times x (token t), exactly, one element at a time.
+inline float block_dot(const Args& a, int64_t r, int64_t g, int64_t t) {
+  float lo[16], hi[16];
+  decode_block(a.blocks + (r * a.G + g) * 16, a.scales[r * a.G + g], lo, hi);
+  const float* xt = a.x + t * a.G * 32 + g * 32;
+  float s = 0.f;
+  for (int j = 0; j < 16; ++j) s += lo[j] * xt[2 * j] + hi[j] * xt[2 * j + 1];
+  return s;
+}
+
+// RB rows by up to TB tokens; each pair of blocks is decoded once into 8 vectors of exact values,
+// whose 64 products with a token's x are summed before the pair's two scales apply.
+template <int RB, int TB>
+__attribute__((target("avx2,fma"))) void exact_tile(const Args& a, int64_t r, int64_t t0, int nt) {
+  const __m256i hi_byte = _mm256_broadcastsi128_si256(_mm_setr_epi8(
+      0x00, 0x3F, 0x40, 0x40, 0x40, 0x40, 0x41, 0x41, -0x80, -0x41, -0x40, -0x40, -0x40, -0x40, -0x3F, -0x3F));
+  const __m256i lo_byte = _mm256_broadcastsi128_si256(_mm_setr_epi8(
+      0x00, -0x80, 0x00, 0x40, -0x80, -0x40, 0x00, 0x40, 0x00, -0x80, 0x00, 0x40, -0x80, -0x40, 0x00, 0x40));
+  const __m256i low4 = _mm256_set1_epi8(15), top16 = _mm256_set1_epi32(int(0xFFFF0000u));
+  const int64_t G = a.G, K = G * 32, pairs = G / 2;
+  const uint8_t* wb[RB];
+  const uint8_t* ws[RB];
+  for (int k = 0; k < RB; ++k) {
+    wb[k] = a.blocks + (r + k) * G * 16;
+    ws[k] = a.scales + (r + k) * G;
+  }
+  __m256 acc[RB][TB];
+  for (int k = 0; k < RB; ++k)
+    for (int t = 0; t < TB; ++t) acc[k][t] = _mm256_setzero_ps();
+  float rest[RB][TB] = {};  // the per-element route's sums
+  // One token reads each weight once, from memory: the next tile's bytes are fetched at the pace
+  // this tile is read (as q8_tile does); a few tokens fetch ahead within each row.
+  const char* next = ahead(a.blocks, (r + RB) * G * 16);
+  for (int64_t p = 0; p < pairs; ++p) {
+    if (TB == 1) {
+      for (int l = 0; l < RB * 32; l += 64) _mm_prefetch(next + p * RB * 32 + l, _MM_HINT_T0);
     }
     for (int k = 0; k < RB; ++k) {
-      a.y[r + k] = hsum256(acc[k]) + (a.bias ? a.bias[r + k] : 0.f);
+      if (TB > 1) _mm_prefetch((const char*)(wb[k] + p * 32 + 768), _MM_HINT_T0);
+      const uint8_t s0 = ws[k][2 * p], s1 = ws[k][2 * p + 1];
+      if (s0 == 255 || s1 == 255) {
+        for (int t = 0; t < nt && t < TB; ++t)
+          rest[k][t] += block_dot(a, r + k, 2 * p, t0 + t) + block_dot(a, r + k, 2 * p + 1, t0 + t);
+        continue;
+      }
+      const __m256i bytes = _mm256_loadu_si256((const __m256i*)(wb[k] + p * 32));
+      __m256 f[8];
+      for (int h = 0; h < 2; ++h) {
+        const __m256i c = _mm256_and_si256(h ? _mm256_srli_epi16(bytes, 4) : bytes, low4);
+        const __m256i hb = _mm256_shuffle_epi8(hi_byte, c), lb = _mm256_shuffle_epi8(lo_byte, c);
+        const __m256i w0 = _mm256_unpacklo_epi8(lb, hb), w1 = _mm256_unpackhi_epi8(lb, hb);
+        f[4 * h] = _mm256_castsi256_ps(_mm256_slli_epi32(w0, 16));
+        f[4 * h + 1] = _mm256_castsi256_ps(_mm256_and_si256(w0, top16));
+        f[4 * h + 2] = _mm256_castsi256_ps(_mm256_slli_epi32(w1, 16));
+        f[4 * h + 3] = _mm256_castsi256_ps(_mm256_and_si256(w1, top16));
+      }
+      const __m256 hs = _mm256_set_m128(_mm_broadcast_ss(kHalfScale.v + s1), _mm_broadcast_ss(kHalfScale.v + s0));
+      for (int t = 0; t < TB; ++t) {
+        if (TB > 1 && t >= nt) break;
+        const float* xq = a.xp + (t0 + t) * K + p * 64;
+        __m256 u = _mm256_mul_ps(f[0], _mm256_loadu_ps(xq));
+        __m256 v = _mm256_mul_ps(f[1], _mm256_loadu_ps(xq + 8));
+        for (int i = 2; i < 8; i += 2) {
+          u = _mm256_fmadd_ps(f[i], _mm256_loadu_ps(xq + 8 * i), u);
+          v = _mm256_fmadd_ps(f[i + 1], _mm256_loadu_ps(xq + 8 * i + 8), v);
+        }
+        acc[k][t] = _mm256_fmadd_ps(_mm256_add_ps(u, v), hs, acc[k][t]);
+      }
     }
   }
-  return r;  // rows left over are done by the general loop
+  for (int k = 0; k < RB; ++k)
+    for (int t = 0; t < nt && t < TB; ++t) {
+      float sum = hsum256(acc[k][t]) + rest[k][t];
+      if (G % 2) sum += block_dot(a, r + k, G - 1, t0 + t);
+      a.y[(t0 + t) * a.R + r + k] = sum + (a.bias ? a.bias[r + k] : 0.f);
+    }
 }
 
 __attribute__((target("avx2,fma"))) void rows_avx2(const Args& a, int64_t r0, int64_t r1) {
-  constexpr int TB = 4;
-  if (a.T == 1) r0 = rows_avx2_t1(a, r0, r1);
-  const int64_t K2 = a.G * 16;
-  const __m256 table = _mm256_loadu_ps(kE2M1);  // magnitudes; the sign is bit 3 of the code
-  const __m256i low4 = _mm256_set1_epi32(15), bit3 = _mm256_set1_epi32(8);
-#define value(code) value8(table, bit3, code)
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* rb = a.blocks + r * a.G * 16;
-    const uint8_t* rs = a.scales + r * a.G;
-    for (int64_t t0 = 0; t0 < a.T; t0 += TB) {
-      const int nt = int(std::min<int64_t>(TB, a.T - t0));
-      __m256 acc0[TB], acc1[TB];
-      for (int t = 0; t < TB; ++t) acc0[t] = acc1[t] = _mm256_setzero_ps();
-      for (int64_t g = 0; g < a.G; ++g) {
-        __m256 lo0, lo1, hi0, hi1;
-        if (rs[g] == 255) {
-          alignas(32) float l[16], h[16];
-          decode_block(rb + g * 16, rs[g], l, h);
-          lo0 = _mm256_load_ps(l); lo1 = _mm256_load_ps(l + 8);
-          hi0 = _mm256_load_ps(h); hi1 = _mm256_load_ps(h + 8);
-        } else {
-          const __m128i bytes = _mm_loadu_si128((const __m128i*)(rb + g * 16));
-          const __m256i c0 = _mm256_cvtepu8_epi32(bytes);
-          const __m256i c1 = _mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8));
-          const __m256 f = _mm256_set1_ps(scale_of(rs[g]));
-          lo0 = _mm256_mul_ps(value(_mm256_and_si256(c0, low4)), f);
-          lo1 = _mm256_mul_ps(value(_mm256_and_si256(c1, low4)), f);
-          hi0 = _mm256_mul_ps(value(_mm256_srli_epi32(c0, 4)), f);
-          hi1 = _mm256_mul_ps(value(_mm256_srli_epi32(c1, 4)), f);
-        }
-        for (int t = 0; t < nt; ++t) {
-          const int64_t off = (t0 + t) * K2 + g * 16;
-          acc0[t] = _mm256_fmadd_ps(lo0, _mm256_loadu_ps(a.xe + off), acc0[t]);
-          acc1[t] = _mm256_fmadd_ps(hi0, _mm256_loadu_ps(a.xo + off), acc1[t]);
-          acc0[t] = _mm256_fmadd_ps(lo1, _mm256_loadu_ps(a.xe + off + 8), acc0[t]);
-          acc1[t] = _mm256_fmadd_ps(hi1, _mm256_loadu_ps(a.xo + off + 8), acc1[t]);
-        }
-      }
-      for (int t = 0; t < nt; ++t) {
-        a.y[(t0 + t) * a.R + r] = hsum256(_mm256_add_ps(acc0[t], acc1[t])) + (a.bias ? a.bias[r] : 0.f);
-      }
-    }
+  if (a.T == 1) {  // decode: four rows share each load of x
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) exact_tile<4, 1>(a, r, 0, 1);
+    for (; r < r1; ++r) exact_tile<1, 1>(a, r, 0, 1);
+    return;
   }
+  constexpr int TB = 4;  // a few tokens: each pair of blocks is decoded once per four tokens
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t t0 = 0; t0 < a.T; t0 += TB) exact_tile<1, TB>(a, r, t0, int(std::min<int64_t>(TB, a.T - t0)));
 }
-#undef value
 
 // Dequantize blocks [i0, i1) (each 16 bytes -> 32 values) into fp32 or bf16 rows, AVX-512.
 __attribute__((target("avx512f"))) void dequant_avx512(const uint8_t* pb, const uint8_t* ps, float* of,
@@ -599,9 +619,18 @@ torch::Tensor mxfp4_linear(torch::Tensor x, torch::Tensor blocks, torch::Tensor 
   auto s = scales.contiguous();
   auto bb = has_bias ? bias.contiguous() : bias;
   auto y = torch::empty({T, R}, x.options());
-  Args a{xe.data_ptr<float>(), xo.data_ptr<float>(), b.data_ptr<uint8_t>(), s.data_ptr<uint8_t>(),
-         has_bias ? bb.data_ptr<float>() : nullptr, y.data_ptr<float>(), T, G, R};
   const int which = pick_isa(isa);
+  auto xc = pairs.view({T, G * 32});
+  torch::Tensor xp;
+#ifdef OSS_X86
+  if (which == 1) {
+    xp = torch::empty({T, G * 32}, x.options());
+    to_pair_layout(xc.data_ptr<float>(), xp.data_ptr<float>(), T, G);
+  }
+#endif
+  Args a{xc.data_ptr<float>(), xe.data_ptr<float>(), xo.data_ptr<float>(), which == 1 ? xp.data_ptr<float>() : nullptr,
+         b.data_ptr<uint8_t>(), s.data_ptr<uint8_t>(), has_bias ? bb.data_ptr<float>() : nullptr,
+         y.data_ptr<float>(), T, G, R};
   at::parallel_for(0, R, 16, [&](int64_t r0, int64_t r1) {
 #ifdef OSS_X86
     if (which == 2) return rows_avx512(a, r0, r1);

@@ -34,9 +34,10 @@ def _weights(rows: int, groups: int, seed: int = 0) -> tuple[torch.Tensor, torch
 @needs_kernel
 @pytest.mark.parametrize("isa", [0, 1, 2])
 @pytest.mark.parametrize("tokens", [1, 3, 4, 7])
-def test_linear_matches_pure_torch(isa: int, tokens: int) -> None:
-    blocks, scales = _weights(200, 5)
-    x = torch.randn(tokens, 160, generator=torch.Generator().manual_seed(tokens))
+@pytest.mark.parametrize("groups", [5, 6])  # blocks go in pairs on AVX2; an odd one is left over
+def test_linear_matches_pure_torch(isa: int, tokens: int, groups: int) -> None:
+    blocks, scales = _weights(200, groups)
+    x = torch.randn(tokens, 32 * groups, generator=torch.Generator().manual_seed(tokens))
     bias = torch.randn(200)
     k = kernel.load_kernel(isa=isa)
     assert k is not None
@@ -48,15 +49,23 @@ def test_linear_matches_pure_torch(isa: int, tokens: int) -> None:
 
 
 @needs_kernel
-def test_linear_overflowing_scale_like_ldexp() -> None:
-    blocks, scales = _weights(16, 2)
+@pytest.mark.parametrize("tokens", [1, 3])
+def test_linear_overflowing_scale_like_ldexp(tokens: int) -> None:
+    blocks, scales = _weights(16, 4)
     scales[3, 1] = 255  # 2**128: inf for most codes, finite for 0.5, like torch.ldexp
-    x = torch.randn(1, 64)
+    scales[5, 2] = 255  # the first block of a pair, as well as the second
+    blocks[5] = 0
+    blocks[5, 2, 0] = 1  # one weight of 0.5 * 2**128 and zeros: row 5 stays finite, so is compared
+    scales[7, 1], blocks[7, 1] = 255, 0
+    blocks[7, 1, 0] = 2  # one weight of 1.0 * 2**128 = inf times an input of 0: nan, as ldexp has it
+    x = torch.randn(tokens, 128).clamp(-1, 1)
+    x[:, 32] = 0
     ref = kernel.reference_linear(x, blocks, scales)
     for isa in (0, 1, 2):
         ours = kernel.load_kernel(isa=isa).linear(x, blocks, scales)  # type: ignore[union-attr]
         finite = torch.isfinite(ref)
         assert torch.equal(torch.isfinite(ours), finite)
+        assert bool(finite[:, 5].all())
         torch.testing.assert_close(ours[finite], ref[finite], rtol=1e-4, atol=1e-4)
 
 
