@@ -44,7 +44,7 @@ _SOURCES = tuple(Path(__file__).with_name("_kernels") / n for n in ("mxfp4_linea
                                                                       "int8_linear.cpp"))
 #: The functions the extension exports, and the compiler flags it is built with.
 ENTRY_POINTS = ("mxfp4_linear", "mxfp4_linear_q8", "mxfp4_dequant", "mxfp4_best_isa", "bf16_linear",
-                "int8_linear")
+                "int8_linear", "mxfp4_experts_one_token")
 BUILD_FLAGS = ("-O3", "-fopenmp")
 _lock = threading.Lock()
 _loaded: dict[str, Any] = {}  # cache dir -> module, or an error string
@@ -280,6 +280,8 @@ class FusedKernel:
         self.has_bf16_linear = hasattr(module, "bf16_linear")
         #: whether it has the int8 linear weights' mat-vec (`oss_runtime.q8weights`)
         self.has_int8_linear = hasattr(module, "int8_linear")
+        #: whether it runs one token's routed experts in one call (`experts_one_token`)
+        self.has_experts_one_token = hasattr(module, "mxfp4_experts_one_token")
         best = int(module.mxfp4_best_isa())
         self.isa = _ISA_NAMES.get(best if isa < 0 else min(isa, best), "?")
 
@@ -300,6 +302,16 @@ class FusedKernel:
         """``x [T, K] float32 @ (q [R, K] int8 * d [R, K/32] float16).T + bias`` -> ``[T, R]``,
         ``x`` rounded to int8 per 32-value block first (see `reference_int8_linear`)."""
         return self._mod.int8_linear(x, q, d, self._empty if bias is None else bias, self._isa)
+
+    def experts_one_token(self, x: Any, indices: Any, weights: Any, gate_up: tuple[Any, ...],
+                          gate_up_bias: Any, down: tuple[Any, ...], down_bias: Any, out: Any, *,
+                          limit: float, alpha: float, int8: bool = False) -> Any:
+        """One token ``x [1, H]`` through the experts ``indices [1, k]`` (MXFP4 ``(blocks,
+        scales)`` of all the layer's experts, float32 biases ``[E, ...]``), each output times its
+        routing weight added to ``out [1, H]`` in place, in ascending expert order."""
+        return self._mod.mxfp4_experts_one_token(
+            x, indices, weights, gate_up[0], gate_up[1], gate_up_bias, down[0], down[1], down_bias,
+            out, limit, alpha, int8, self._isa)
 
     def dequant(self, blocks: Any, scales: Any, out: Any) -> Any:
         """Exact dequantization into a contiguous float32/bfloat16 ``out [R, K]``."""

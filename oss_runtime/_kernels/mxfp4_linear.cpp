@@ -8,9 +8,11 @@
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -738,6 +740,61 @@ torch::Tensor mxfp4_linear_q8(torch::Tensor x, torch::Tensor blocks, torch::Tens
     rows_q8_scalar(a, r0, r1);
   });
   return y;
+}
+
+// gpt-oss's clamped SwiGLU on one token's gate_up [1, 2I] (gate in the even columns, up in the
+// odd ones) -> [1, I], float32, written as transformers' ``GptOssExperts._apply_gate``.
+static torch::Tensor swiglu_one_token(const torch::Tensor& gate_up, float limit, float alpha) {
+  const int64_t I = gate_up.size(1) / 2;
+  auto out = torch::empty({1, I}, gate_up.options());
+  const float* gu = gate_up.data_ptr<float>();
+  float* o = out.data_ptr<float>();
+  for (int64_t i = 0; i < I; ++i) {
+    const float gate = std::min(gu[2 * i], limit);                    // clamp(max=limit)
+    const float up = std::min(std::max(gu[2 * i + 1], -limit), limit);  // clamp(-limit, limit)
+    const float glu = gate * (1.f / (1.f + std::exp(-(gate * alpha))));
+    o[i] = (up + 1.f) * glu;
+  }
+  return out;
+}
+
+// One token through its routed experts in one call (decode), as `MappedExperts.forward` does in
+// Python: in ascending expert order, the gate_up mat-vec, the SwiGLU, the down mat-vec; the
+// expert's output in x's dtype times its routing weight is added to ``out`` (in place). Same
+// sums in the same order with the same roundings; only the sigmoid's last bit may differ.
+// x [1, H] (compute dtype), indices [1, k], weights [1, k], out [1, H]; the expert tensors are
+// the layer's [E, ...] MXFP4 blocks and scales and float32 biases.
+torch::Tensor mxfp4_experts_one_token(torch::Tensor x, torch::Tensor indices, torch::Tensor weights,
+                                      torch::Tensor gu_blocks, torch::Tensor gu_scales,
+                                      torch::Tensor gu_bias, torch::Tensor down_blocks,
+                                      torch::Tensor down_scales, torch::Tensor down_bias,
+                                      torch::Tensor out, double limit, double alpha, bool int8,
+                                      int64_t isa) {
+  TORCH_CHECK(x.dim() == 2 && x.size(0) == 1, "x must be one token [1, H]");
+  TORCH_CHECK(indices.dim() == 2 && indices.size(0) == 1 && weights.sizes() == indices.sizes(),
+              "indices and weights must be [1, k]");
+  TORCH_CHECK(out.sizes() == x.sizes(), "out must be [1, H] like x");
+  TORCH_CHECK(gu_bias.scalar_type() == torch::kFloat32 && down_bias.scalar_type() == torch::kFloat32,
+              "the expert biases must be float32");
+  auto ids = indices.to(torch::kInt64).contiguous();
+  const int64_t* id = ids.data_ptr<int64_t>();
+  const int64_t k = ids.size(1), E = gu_blocks.size(0);
+  std::vector<int64_t> order(k);
+  for (int64_t j = 0; j < k; ++j) {
+    TORCH_CHECK(id[j] >= 0 && id[j] < E, "expert index ", id[j], " out of range for ", E, " experts");
+    order[j] = j;
+  }
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return id[a] < id[b]; });
+  auto linear = int8 ? mxfp4_linear_q8 : mxfp4_linear;
+  const auto xf = x.to(torch::kFloat32).contiguous();
+  for (const int64_t j : order) {
+    const int64_t e = id[j];
+    auto gu = linear(xf, gu_blocks.select(0, e), gu_scales.select(0, e), gu_bias.select(0, e), isa);
+    auto act = swiglu_one_token(gu, float(limit), float(alpha));
+    auto y = linear(act, down_blocks.select(0, e), down_scales.select(0, e), down_bias.select(0, e), isa);
+    out.add_((y.to(x.scalar_type()) * weights.narrow(1, j, 1)).to(out.scalar_type()));
+  }
+  return out;
 }
 
 int64_t mxfp4_best_isa() { return pick_isa(-1); }
