@@ -34,6 +34,7 @@ import os
 import platform
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -254,6 +255,17 @@ def warm(paths: Sequence[Path]) -> None:
     log(f"page cache warmed: {total / 1e9:.1f} GB in {seconds:.0f} s")
 
 
+def evict(paths: Sequence[Path]) -> None:
+    """Drop ``paths`` from the page cache (what no process maps), so that reading the other
+    engine's files next needs no reclaim, nor leaves the kernel reclaiming during its run."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 def run_llamacpp(bindir: Path, gguf: Path, threads: int, repack: bool) -> dict[str, Any]:
     bench = [str(bindir / "llama-bench"), "-m", str(gguf), "-t", str(threads), "-p", "32,128",
              "-n", "32", "-r", "1", "-o", "json", "--repack", "1" if repack else "0"]
@@ -271,6 +283,54 @@ def run_llamacpp(bindir: Path, gguf: Path, threads: int, repack: bool) -> dict[s
     result["first_token_s"] = wall
     result["first_peak"] = first_peak
     return result
+
+
+def llamacpp_decode(bindir: Path, gguf: Path, threads: int) -> float:
+    """llama.cpp's default mode (repack on), decode only: ``llama-bench -p 0 -n 32``, tok/s."""
+    bench = [str(bindir / "llama-bench"), "-m", str(gguf), "-t", str(threads), "-p", "0",
+             "-n", "32", "-r", "1", "-o", "json", "--repack", "1"]
+    out, _, _ = watched(bench)
+    return float(json.loads(out)[0]["avg_ts"])
+
+
+def paired_decode(bindir: Path, gguf: Path, checkpoint: Path, threads: int, pairs: int,
+                  modes: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """``pairs`` rounds of llama.cpp's default decode then each oss_runtime mode's, each engine's
+    files read right before it: per-round ratios, so that the machine's drift from minute to
+    minute (up to 1.4x between runs here) falls on both sides of each ratio alike. The
+    oss_runtime modes take turns at running first after the page cache is read, and the other
+    engine's file is dropped from the page cache before each read, so every read starts from
+    the same state. There is no untimed oss_runtime process (``--warmup``) in a round: the
+    first processes after the read ran slower here (see docs/benchmarks.md)."""
+    rounds: list[dict[str, float]] = []
+    shards = sorted(checkpoint.glob("*.safetensors"))
+    for i in range(pairs):
+        evict(shards)
+        warm([gguf])
+        row = {"llama.cpp default": llamacpp_decode(bindir, gguf, threads)}
+        evict([gguf])
+        warm(shards)
+        labels = list(modes)
+        for label in labels[i % len(labels):] + labels[:i % len(labels)]:  # first in turn
+            row[label] = run_oss(checkpoint, threads, extra_env=modes[label])["steady_tok_s"]
+        rounds.append({label: row[label] for label in ["llama.cpp default", *labels]})
+        log(f"pair {i + 1}: {row}")
+    return {"rounds": rounds}
+
+
+def paired_table(paired: dict[str, Any]) -> str:
+    """Median decode tok/s per engine and the median of the per-round ratios."""
+    rounds = paired["rounds"]
+    lines = ["| engine | decode tok/s, per round | median | ratio to llama.cpp, per round | "
+             "median ratio |", "|---|---|---|---|---|"]
+    for label in rounds[0]:
+        vals = [r[label] for r in rounds]
+        ratios = [r[label] / r["llama.cpp default"] for r in rounds]
+        name = "llama.cpp default (repack on)" if label == "llama.cpp default" else f"oss_runtime, {label}"
+        lines.append(f"| {name} | {', '.join(f'{v:.2f}' for v in vals)} | "
+                     f"{statistics.median(vals):.2f} | {', '.join(f'{x:.2f}x' for x in ratios)} | "
+                     f"{statistics.median(ratios):.2f}x |")
+    return "\n".join(lines)
 
 
 def run_oss(checkpoint: Path, threads: int, prompt: int = 32, new: int = 32,
@@ -350,7 +410,7 @@ def table(llama: dict[str, Any], plain: dict[str, Any], oss: list[dict[str, Any]
 
 NOTES = """\
 - Ratios in brackets are against llama.cpp's default; for the first token a ratio above 1 means
-  faster. Each figure is one run (±10-15 % between runs on this shared 2-core machine).
+  faster. Each figure is one run (runs drift by up to 1.4x on this shared 2-core machine).
 - llama.cpp: `llama-bench -t T -p 32,128 -n 32 -r 1 --repack 1|0` (it warms up first, so its tg32
   is its steady state); first token = wall time of `llama-completion -n 1` on a 32-token prompt,
   load included. Memory: peak RssAnon and RssFile sampled every 50 ms from /proc/PID/status
@@ -368,9 +428,13 @@ NOTES = """\
   pages as tokens touch them, or prefaults its experts in the background with
   `OSS_RUNTIME_PREFAULT=1` (opt-in; a variant row when measured).
 - The CPU flags decide the kernels: with AVX2 only (no AVX-512), oss_runtime's exact MXFP4 kernel
-  is compute-bound at about 4-5 GB/s on 2 threads, which is most of its decode time (the int8
-  option reaches 8-10 GB/s); the figures in issue 18 (oss_runtime 2.21 tok/s, llama.cpp 3.56)
-  came from a host that exposed AVX-512.
+  reads 11-12 GB/s of weights from memory on 2 threads and the int8 option 19-21 GB/s (see "decode
+  mat-vecs from memory"); the figures in issue 18 (oss_runtime 2.21 tok/s, llama.cpp 3.56) came
+  from a host that exposed AVX-512.
+- This machine drifts by up to 1.4x from one run to the next (llama.cpp's default decoded 3.87
+  and 5.43 tok/s in two runs 15 minutes apart), so single rows compare poorly across runs;
+  `--pairs N` measures decode alone in N rounds, llama.cpp then oss_runtime each round, and
+  reports the ratios round by round.
 - `--warmup` runs one oss_runtime process before the measured ones and discards it: the first
   process after the page cache is read was up to 3x slower at prefill, whichever row it was.
 """
@@ -417,6 +481,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="one more oss_runtime round with these environment variables, e.g. "
                         "'no prefault:OSS_RUNTIME_PREFAULT=0' (repeatable); "
                         "VS_LLAMACPP_IMPORT_ROOT=DIR imports oss_runtime from DIR (an older tree)")
+    p.add_argument("--pairs", type=int, default=0, metavar="N",
+                   help="instead of the table: N rounds of decode alone, llama.cpp's default "
+                        "then oss_runtime exact and each --variant with bf16 linear weights, "
+                        "compared round by round")
     p.add_argument("--json", type=Path, help="also write all results here")
     p.add_argument("--write", action="store_true", help="put the table into docs/benchmarks.md")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -440,6 +508,22 @@ def main(argv: list[str] | None = None) -> int:
             gguf_q8 = convert_gguf(checkpoint, args.work_dir / "gpt-oss-20b-random-q8_0.gguf",
                                    llama_source(args.cache_dir), lock, outtype="q8_0")
     if args.prepare_only:
+        return 0
+    if args.pairs:
+        if args.skip_llamacpp or args.write:
+            raise BenchError("--pairs compares with llama.cpp and prints its own table: "
+                             "drop --skip-llamacpp and --write")
+        modes: dict[str, dict[str, str]] = {"exact": {}}
+        for spec in args.variant:  # the same layout as llama.cpp's default: bf16 non-experts
+            label, _, assignments = spec.partition(":")
+            env = dict(a.partition("=")[::2] for a in assignments.split(","))
+            if env.get("OSS_RUNTIME_LINEAR_WEIGHTS") != "int8":
+                modes[label] = env
+        with locked(lock, "paired decode"):
+            paired = paired_decode(bindir, gguf, checkpoint, args.threads, args.pairs, modes)
+        if args.json:
+            args.json.write_text(json.dumps(paired, indent=2))
+        print(paired_table(paired))
         return 0
     results: dict[str, Any] = {}
     with locked(lock, "measuring both engines"):
