@@ -292,9 +292,13 @@ __attribute__((target("avx2,fma"))) void rows_avx2(const Args& a, int64_t r0, in
     for (; r < r1; ++r) exact_tile<1, 1>(a, r, 0, 1);
     return;
   }
-  constexpr int TB = 4;  // a few tokens: each pair of blocks is decoded once per four tokens
-  for (int64_t r = r0; r < r1; ++r)
-    for (int64_t t0 = 0; t0 < a.T; t0 += TB) exact_tile<1, TB>(a, r, t0, int(std::min<int64_t>(TB, a.T - t0)));
+  // a few tokens: each pair of blocks is decoded once per 8 tokens, then per 4 for the rest
+  // (8 at a time measured 1.05-1.2x the rate of 4 at a time for 8-64 tokens)
+  for (int64_t r = r0; r < r1; ++r) {
+    int64_t t0 = 0;
+    for (; t0 + 8 <= a.T; t0 += 8) exact_tile<1, 8>(a, r, t0, 8);
+    for (; t0 < a.T; t0 += 4) exact_tile<1, 4>(a, r, t0, int(std::min<int64_t>(4, a.T - t0)));
+  }
 }
 
 // Dequantize blocks [i0, i1) (each 16 bytes -> 32 values) into fp32 or bf16 rows, AVX-512.

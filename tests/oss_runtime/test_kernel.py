@@ -33,7 +33,7 @@ def _weights(rows: int, groups: int, seed: int = 0) -> tuple[torch.Tensor, torch
 
 @needs_kernel
 @pytest.mark.parametrize("isa", [0, 1, 2])
-@pytest.mark.parametrize("tokens", [1, 3, 4, 7])
+@pytest.mark.parametrize("tokens", [1, 3, 4, 7, 19])  # 19: tiles of 8 tokens, then of 4
 @pytest.mark.parametrize("groups", [5, 6])  # blocks go in pairs on AVX2; an odd one is left over
 def test_linear_matches_pure_torch(isa: int, tokens: int, groups: int) -> None:
     blocks, scales = _weights(200, groups)
